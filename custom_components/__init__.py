@@ -1,0 +1,1 @@
+"""Custom components (Home Agent lives in home_agent/)."""

@@ -1,0 +1,65 @@
+"""Home Agent: persistent, multi-turn conversations for voice assistants."""
+
+from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+
+from .backend import AgentBackend
+from .const import CONF_AGENT_ID, CONF_BACKEND, CONF_HISTORY_MAX_TURNS, DOMAIN, Backend
+from .data import HomeAgentConfigEntry, HomeAgentData
+from .delegate import DelegateBackend
+from .openai_compatible import OpenAICompatibleBackend
+from .services import async_setup_services
+from .settings import entry_settings, session_scope, session_timeout
+from .storage import SessionStore
+from .tracker import SessionTracker
+
+PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the services (they exist even while no agent is loaded)."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> bool:
+    """Restore the agent's sessions and start answering."""
+    settings = entry_settings(entry)
+    backend: AgentBackend
+    if settings[CONF_BACKEND] == Backend.OPENAI:
+        backend = OpenAICompatibleBackend(hass, settings)
+    else:
+        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id)
+    tracker = SessionTracker(
+        hass,
+        entry.entry_id,
+        timeout=session_timeout(settings),
+        scope=session_scope(settings),
+        max_turns=int(settings[CONF_HISTORY_MAX_TURNS]),
+    )
+    await tracker.async_start()
+    entry.async_on_unload(tracker.async_shutdown)
+    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend)
+    entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_reload_on_change(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
+    """Apply changed options (sessions are kept on disk across the reload)."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> bool:
+    """Stop the agent; pending session changes are written first."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
+    """Delete the agent's stored sessions and transcripts."""
+    await SessionStore(hass, entry.entry_id, dict).async_remove()

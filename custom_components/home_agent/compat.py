@@ -1,0 +1,41 @@
+"""Feature detection for the Home Assistant versions Home Agent supports (2025.4+)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.helpers import llm
+
+_CONVERSE_PARAMS = frozenset(inspect.signature(conversation.async_converse).parameters)
+_LLM_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(llm.LLMContext))
+
+
+def satellite_id_of(user_input: conversation.ConversationInput) -> str | None:
+    """Return the satellite entity of a turn (known from Home Assistant 2025.10)."""
+    return getattr(user_input, "satellite_id", None)
+
+
+async def async_converse(hass: Any, **kwargs: Any) -> conversation.ConversationResult:
+    """Call conversation.async_converse, dropping arguments this version lacks."""
+    return await conversation.async_converse(
+        hass, **{k: v for k, v in kwargs.items() if k in _CONVERSE_PARAMS}
+    )
+
+
+def llm_context(domain: str, user_input: conversation.ConversationInput) -> llm.LLMContext:
+    """Build the LLM context of a turn, whatever fields this version has."""
+    fields: dict[str, Any] = {
+        "platform": domain,
+        "context": user_input.context,
+        "language": user_input.language,
+        "assistant": conversation.DOMAIN,
+        "device_id": user_input.device_id,
+    }
+    if "user_prompt" in _LLM_CONTEXT_FIELDS:
+        fields["user_prompt"] = user_input.text
+    if "agent_id" in _LLM_CONTEXT_FIELDS:
+        fields["agent_id"] = user_input.agent_id
+    return llm.LLMContext(**fields)

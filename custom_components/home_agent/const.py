@@ -1,0 +1,68 @@
+"""Constants for Home Agent."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+import logging
+from typing import Final
+
+DOMAIN: Final = "home_agent"
+LOGGER = logging.getLogger(__package__)
+
+# Config entry keys (the same names in every flow step, see the public contract).
+CONF_BACKEND: Final = "backend"
+CONF_BASE_URL: Final = "base_url"
+CONF_API_KEY: Final = "api_key"
+CONF_MODEL: Final = "model"
+CONF_PROMPT: Final = "prompt"
+CONF_LLM_HASS_API: Final = "llm_hass_api"
+CONF_AGENT_ID: Final = "agent_id"
+CONF_TEMPERATURE: Final = "temperature"
+CONF_MAX_TOKENS: Final = "max_tokens"
+CONF_SESSION_TIMEOUT: Final = "session_timeout"
+CONF_SESSION_SCOPE: Final = "session_scope"
+CONF_HISTORY_MAX_TURNS: Final = "history_max_turns"
+
+
+class Backend(StrEnum):
+    """Where an agent's answers come from."""
+
+    OPENAI = "openai"
+    AGENT = "agent"
+
+
+class SessionScope(StrEnum):
+    """What one persistent conversation belongs to."""
+
+    DEVICE = "device"
+    USER = "user"
+    DEVICE_USER = "device_user"
+    NONE = "none"
+
+
+DEFAULT_SESSION_TIMEOUT: Final = 3600
+MIN_SESSION_TIMEOUT: Final = 60
+MAX_SESSION_TIMEOUT: Final = 86400
+DEFAULT_SESSION_SCOPE: Final = SessionScope.DEVICE
+DEFAULT_HISTORY_MAX_TURNS: Final = 10
+MIN_HISTORY_MAX_TURNS: Final = 1
+MAX_HISTORY_MAX_TURNS: Final = 100
+
+DEFAULT_BASE_URL: Final = "http://localhost:11434/v1"
+DEFAULT_TEMPERATURE: Final = 0.7
+DEFAULT_MAX_TOKENS: Final = 512
+DEFAULT_AGENT_ID: Final = "conversation.home_assistant"
+
+# Bus events (public contract).
+EVENT_SESSION_STARTED: Final = "home_agent_session_started"
+EVENT_SESSION_EXPIRED: Final = "home_agent_session_expired"
+EVENT_SESSION_CLEARED: Final = "home_agent_session_cleared"
+
+SERVICE_CLEAR_CONVERSATION: Final = "clear_conversation"
+
+# How long changes may wait before they are written to disk.
+SAVE_DELAY: Final = 10.0
+# How long a failed write waits before it is tried again.
+SAVE_RETRY_DELAY: Final = 60.0
+STORAGE_VERSION: Final = 1
+STORAGE_MINOR_VERSION: Final = 1

@@ -1,0 +1,109 @@
+"""The conversation entity: each turn resolves its session, is answered, is remembered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from homeassistant.components import conversation
+from homeassistant.components.conversation.models import AbstractConversationAgent
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import intent
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .backend import Answer
+from .compat import satellite_id_of
+from .const import DOMAIN, LOGGER
+from .data import HomeAgentConfigEntry
+from .entity import HomeAgentEntity
+from .session import Exchange, Session
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: HomeAgentConfigEntry,
+    async_add_entities: AddEntitiesCallback,
+) -> None:
+    """Add the agent's conversation entity."""
+    async_add_entities([HomeAgentConversationEntity(entry)])
+
+
+class HomeAgentConversationEntity(
+    HomeAgentEntity, conversation.ConversationEntity, AbstractConversationAgent
+):
+    """A conversation agent whose conversations outlive a wake word."""
+
+    _attr_name = None
+    _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+
+    def __init__(self, entry: HomeAgentConfigEntry) -> None:
+        """Create the agent of a config entry."""
+        super().__init__(entry)
+        self._attr_unique_id = entry.entry_id
+        self._turn_locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Answer in any language the backend speaks."""
+        return MATCH_ALL
+
+    async def async_added_to_hass(self) -> None:
+        """Also register under the entry id, as core agents do."""
+        await super().async_added_to_hass()
+        conversation.async_set_agent(self.hass, self.entry, self)
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Unregister the entry-id alias."""
+        conversation.async_unset_agent(self.hass, self.entry)
+        await super().async_will_remove_from_hass()
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer a turn within its persistent session."""
+        data = self.entry.runtime_data
+        session = data.tracker.async_resolve(
+            user_input.conversation_id,
+            device_id=user_input.device_id,
+            satellite_id=satellite_id_of(user_input),
+            user_id=user_input.context.user_id,
+        )
+        # Turns of one session are answered one after the other, so each sees the last.
+        lock = self._turn_locks.setdefault(session.conversation_id, asyncio.Lock())
+        try:
+            async with lock:
+                answer = await self._async_answer(user_input, session)
+        finally:
+            if not lock.locked():
+                self._turn_locks.pop(session.conversation_id, None)
+        data.tracker.async_record_turn(
+            session,
+            Exchange(user_input.text, answer.speech) if answer.remember else None,
+        )
+        return conversation.ConversationResult(
+            response=answer.response,
+            conversation_id=session.conversation_id,
+            continue_conversation=answer.continue_conversation,
+        )
+
+    async def _async_answer(
+        self, user_input: conversation.ConversationInput, session: Session
+    ) -> Answer:
+        """Ask the backend; turn any failure into a spoken apology."""
+        try:
+            return await self.entry.runtime_data.backend.async_answer(user_input, session)
+        except HomeAssistantError as err:
+            LOGGER.warning("Could not answer: %s", err)
+            message = str(err)
+        except Exception:
+            LOGGER.exception("Unexpected error while answering")
+            message = str(
+                HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
+            )
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, message)
+        return Answer(response=response, speech=message, remember=False)

@@ -1,0 +1,22 @@
+"""Runtime data of a Home Agent config entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homeassistant.config_entries import ConfigEntry
+
+if TYPE_CHECKING:
+    from .backend import AgentBackend
+    from .tracker import SessionTracker
+
+type HomeAgentConfigEntry = ConfigEntry[HomeAgentData]
+
+
+@dataclass(slots=True)
+class HomeAgentData:
+    """What a loaded agent holds: its sessions and where answers come from."""
+
+    tracker: SessionTracker
+    backend: AgentBackend

@@ -1,0 +1,94 @@
+"""The session record: one persistent conversation and its transcript."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from homeassistant.util import dt as dt_util
+
+
+class Exchange(NamedTuple):
+    """One answered turn: what the user said and what the agent replied."""
+
+    user: str
+    assistant: str
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One persistent conversation of an agent."""
+
+    conversation_id: str
+    session_key: str
+    device_id: str | None
+    satellite_id: str | None
+    user_id: str | None
+    started_at: datetime
+    last_activity: datetime
+    expires_at: datetime
+    turns: int = 0
+    transcript: deque[Exchange] = field(default_factory=deque)
+
+    def summary(self) -> dict[str, Any]:
+        """Return the public description: everything but the transcript."""
+        return {
+            "conversation_id": self.conversation_id,
+            "session_key": self.session_key,
+            "device_id": self.device_id,
+            "satellite_id": self.satellite_id,
+            "user_id": self.user_id,
+            "started_at": self.started_at.isoformat(),
+            "last_activity": self.last_activity.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "turns": self.turns,
+        }
+
+    def as_storage(self) -> dict[str, Any]:
+        """Return the record as stored on disk (transcript included)."""
+        return {
+            **self.summary(),
+            "transcript": [list(exchange) for exchange in self.transcript],
+        }
+
+    @classmethod
+    def from_storage(cls, data: dict[str, Any], max_turns: int) -> Session:
+        """Rebuild a stored record; raise ValueError/KeyError/TypeError if malformed."""
+        transcript = deque(
+            (Exchange(str(user), str(assistant)) for user, assistant in data["transcript"]),
+            maxlen=max_turns,
+        )
+        return cls(
+            conversation_id=_text(data["conversation_id"]),
+            session_key=_text(data["session_key"]),
+            device_id=_optional_text(data.get("device_id")),
+            satellite_id=_optional_text(data.get("satellite_id")),
+            user_id=_optional_text(data.get("user_id")),
+            started_at=_timestamp(data["started_at"]),
+            last_activity=_timestamp(data["last_activity"]),
+            expires_at=_timestamp(data["expires_at"]),
+            turns=int(data["turns"]),
+            transcript=transcript,
+        )
+
+
+def _text(value: Any) -> str:
+    """Return a non-empty string or raise."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    """Return a string, None for None, or raise."""
+    return None if value is None else _text(value)
+
+
+def _timestamp(value: Any) -> datetime:
+    """Parse an ISO-8601 time with its zone, in UTC."""
+    parsed = dt_util.parse_datetime(_text(value))
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError(f"expected an ISO-8601 time with zone, got {value!r}")
+    return dt_util.as_utc(parsed)

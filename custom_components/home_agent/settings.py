@@ -1,0 +1,66 @@
+"""An entry's effective settings: defaults, then data, then options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.helpers import llm
+
+from .const import (
+    CONF_AGENT_ID,
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_HISTORY_MAX_TURNS,
+    CONF_LLM_HASS_API,
+    CONF_MAX_TOKENS,
+    CONF_PROMPT,
+    CONF_SESSION_SCOPE,
+    CONF_SESSION_TIMEOUT,
+    CONF_TEMPERATURE,
+    DEFAULT_AGENT_ID,
+    DEFAULT_BASE_URL,
+    DEFAULT_HISTORY_MAX_TURNS,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_SESSION_SCOPE,
+    DEFAULT_SESSION_TIMEOUT,
+    DEFAULT_TEMPERATURE,
+    Backend,
+    SessionScope,
+)
+
+DEFAULTS: Mapping[str, Any] = {
+    CONF_BACKEND: Backend.AGENT,
+    CONF_BASE_URL: DEFAULT_BASE_URL,
+    CONF_AGENT_ID: DEFAULT_AGENT_ID,
+    CONF_PROMPT: llm.DEFAULT_INSTRUCTIONS_PROMPT,
+    CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+    CONF_TEMPERATURE: DEFAULT_TEMPERATURE,
+    CONF_MAX_TOKENS: DEFAULT_MAX_TOKENS,
+    CONF_SESSION_TIMEOUT: DEFAULT_SESSION_TIMEOUT,
+    CONF_SESSION_SCOPE: DEFAULT_SESSION_SCOPE,
+    CONF_HISTORY_MAX_TURNS: DEFAULT_HISTORY_MAX_TURNS,
+}
+
+
+def entry_settings(entry: ConfigEntry) -> dict[str, Any]:
+    """Return every setting of an entry, defaults filled in."""
+    return {**DEFAULTS, **entry.data, **entry.options}
+
+
+def session_timeout(settings: Mapping[str, Any]) -> timedelta:
+    """Return the idle time after which a session ends."""
+    return timedelta(seconds=int(settings[CONF_SESSION_TIMEOUT]))
+
+
+def session_scope(settings: Mapping[str, Any]) -> SessionScope:
+    """Return what a session belongs to."""
+    return SessionScope(settings[CONF_SESSION_SCOPE])
+
+
+def llm_api_ids(settings: Mapping[str, Any]) -> list[str]:
+    """Return the Home Assistant LLM APIs whose tools the model may use."""
+    value = settings.get(CONF_LLM_HASS_API) or []
+    return [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,406 @@
+"""The session tracker: which conversation a turn belongs to, and when it ends.
+
+Home Assistant hands an agent a fresh conversation id whenever its own chat
+session (5 idle minutes) is gone, so continuity is carried by a *session key*
+(device, satellite or user, by scope). Each session expires through its own
+point-in-time timer, re-armed on activity; its life-cycle is announced on the bus.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Context,
+    Event,
+    EventStateChangedData,
+    HassJob,
+    HassJobType,
+    HomeAssistant,
+    callback,
+)
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.helpers.start import async_at_started
+from homeassistant.util import dt as dt_util
+from homeassistant.util.ulid import ulid_now
+
+from .const import (
+    DOMAIN,
+    EVENT_SESSION_CLEARED,
+    EVENT_SESSION_EXPIRED,
+    EVENT_SESSION_STARTED,
+    LOGGER,
+    SessionScope,
+)
+from .session import Exchange, Session
+from .storage import SessionStore, StoredData
+
+REASON_TIMEOUT = "timeout"
+SATELLITE_DOMAIN = "assist_satellite"
+SATELLITE_IDLE = "idle"
+
+
+class SessionChange(StrEnum):
+    """What happened to a session, as told to listeners."""
+
+    STARTED = "started"
+    ACTIVITY = "activity"
+    EXPIRED = "expired"
+    CLEARED = "cleared"
+
+
+type SessionListener = Callable[[Session, SessionChange], None]
+
+
+def session_key_for(
+    scope: SessionScope,
+    device_id: str | None,
+    satellite_id: str | None,
+    user_id: str | None,
+) -> str | None:
+    """Return the key whose session a turn continues, or None to start fresh."""
+    device = (
+        f"device:{device_id}"
+        if device_id
+        else f"satellite:{satellite_id}"
+        if satellite_id
+        else None
+    )
+    user = f"user:{user_id}" if user_id else None
+    if scope is SessionScope.DEVICE:
+        return device or user
+    if scope is SessionScope.USER:
+        return user or device
+    if scope is SessionScope.DEVICE_USER:
+        return "|".join(part for part in (device, user) if part) or None
+    return None
+
+
+class SessionTracker:
+    """Own the sessions of one agent (config entry): resolve, time out, persist."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        *,
+        timeout: timedelta,
+        scope: SessionScope,
+        max_turns: int,
+    ) -> None:
+        """Create an empty tracker; call async_start to restore and listen."""
+        self.hass = hass
+        self.entry_id = entry_id
+        self.timeout = timeout
+        self.scope = scope
+        self.max_turns = max_turns
+        self._sessions: dict[str, Session] = {}
+        self._by_key: dict[str, Session] = {}
+        self._timers: dict[str, CALLBACK_TYPE] = {}
+        self._listeners: list[SessionListener] = []
+        self._unsubs: list[CALLBACK_TYPE] = []
+        self._agent_id: str | None = None
+        self._unsub_stop: CALLBACK_TYPE | None = None
+        self.store = SessionStore(hass, entry_id, self._snapshot)
+
+    # --- life-cycle -------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Restore stored sessions, re-arm their timers and start listening."""
+        await self._async_restore(await self.store.async_load())
+        self._unsubs.append(
+            self.hass.bus.async_listen(
+                EVENT_STATE_CHANGED,
+                self._async_satellite_changed,
+                event_filter=_is_satellite_busy,
+            )
+        )
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_stop
+        )
+
+    async def _async_stop(self, _event: Event) -> None:
+        """Cancel timers when Home Assistant stops (entries are not unloaded then)."""
+        self._unsub_stop = None
+        await self.async_shutdown()
+
+    async def async_shutdown(self) -> None:
+        """Cancel every timer and listener, and write pending changes."""
+        for unsub in self._timers.values():
+            unsub()
+        self._timers.clear()
+        while self._unsubs:
+            self._unsubs.pop()()
+        if self._unsub_stop is not None:
+            self._unsub_stop()
+            self._unsub_stop = None
+        await self.store.async_shutdown()
+
+    async def _async_restore(self, data: StoredData | None) -> None:
+        """Rebuild sessions from storage; expire those that ran out meanwhile."""
+        if not data:
+            return
+        now = dt_util.utcnow()
+        ran_out: list[Session] = []
+        bad: list[str] = []
+        records = data.get("sessions") if isinstance(data, dict) else None
+        if not isinstance(records, list):
+            await self.store.async_keep_aside("no session list")
+            return
+        for record in records:
+            try:
+                session = Session.from_storage(record, self.max_turns)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                bad.append(f"{type(err).__name__}: {err}")
+                continue
+            session.expires_at = session.last_activity + self.timeout
+            if session.expires_at <= now:
+                ran_out.append(session)
+                continue
+            self._add(session)
+            self._arm(session)
+        if bad:
+            await self.store.async_keep_aside(f"{len(bad)} unreadable session(s): {bad[0]}")
+            self.store.async_schedule_save()
+        LOGGER.debug(
+            "Restored %d session(s); %d ran out while stopped", len(self._sessions), len(ran_out)
+        )
+        if ran_out:
+            self.store.async_schedule_save()
+
+            @callback
+            def _announce(_hass: HomeAssistant) -> None:
+                for session in ran_out:
+                    self._notify(session, SessionChange.EXPIRED, REASON_TIMEOUT)
+
+            self._unsubs.append(async_at_started(self.hass, _announce))
+
+    # --- queries ----------------------------------------------------------
+
+    @property
+    def sessions(self) -> list[Session]:
+        """Return the active sessions."""
+        return list(self._sessions.values())
+
+    def get(self, conversation_id: str) -> Session | None:
+        """Return the active session with this conversation id."""
+        return self._sessions.get(conversation_id)
+
+    def session_for_key(self, session_key: str) -> Session | None:
+        """Return the active session of a key."""
+        return self._by_key.get(session_key)
+
+    def matching(
+        self,
+        *,
+        device_id: str | None = None,
+        user_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> list[Session]:
+        """Return the sessions that match every given criterion."""
+        return [
+            session
+            for session in self._sessions.values()
+            if (conversation_id is None or session.conversation_id == conversation_id)
+            and (device_id is None or session.device_id == device_id)
+            and (user_id is None or session.user_id == user_id)
+        ]
+
+    @property
+    def agent_id(self) -> str | None:
+        """Return the entity id of this agent's conversation entity."""
+        if self._agent_id is None:
+            self._agent_id = er.async_get(self.hass).async_get_entity_id(
+                "conversation", DOMAIN, self.entry_id
+            )
+        return self._agent_id
+
+    # --- turns ------------------------------------------------------------
+
+    @callback
+    def async_resolve(
+        self,
+        conversation_id: str | None,
+        *,
+        device_id: str | None = None,
+        satellite_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Session:
+        """Return the session a turn belongs to, starting one if needed."""
+        if conversation_id is not None and (session := self._sessions.get(conversation_id)):
+            self._touch(session)
+            return session
+        key = session_key_for(self.scope, device_id, satellite_id, user_id)
+        if key is not None and (session := self._by_key.get(key)):
+            self._touch(session)
+            return session
+        if conversation_id is None or conversation_id in self._sessions:
+            conversation_id = ulid_now()
+        now = dt_util.utcnow()
+        session = Session(
+            conversation_id=conversation_id,
+            session_key=key or f"conversation:{conversation_id}",
+            device_id=device_id,
+            satellite_id=satellite_id,
+            user_id=user_id,
+            started_at=now,
+            last_activity=now,
+            expires_at=now + self.timeout,
+            transcript=deque(maxlen=self.max_turns),
+        )
+        self._add(session)
+        self._arm(session)
+        self.store.async_schedule_save()
+        LOGGER.debug("Session %s started for %s", conversation_id, session.session_key)
+        self._notify(session, SessionChange.STARTED)
+        return session
+
+    @callback
+    def async_record_turn(self, session: Session, exchange: Exchange | None) -> None:
+        """Count an answered turn; keep the exchange unless the turn failed."""
+        if self._sessions.get(session.conversation_id) is not session:
+            return  # cleared or expired while the turn was being answered
+        session.turns += 1
+        if exchange is not None:
+            session.transcript.append(exchange)
+        self._touch(session)
+
+    @callback
+    def async_keep_alive(self, session: Session) -> None:
+        """Extend a session without counting a turn."""
+        if self._sessions.get(session.conversation_id) is session:
+            self._touch(session)
+
+    async def async_clear(
+        self, sessions: Iterable[Session], reason: str, context: Context | None = None
+    ) -> int:
+        """End sessions now, delete their transcripts from disk, announce it."""
+        cleared = [s for s in sessions if self._sessions.get(s.conversation_id) is s]
+        for session in cleared:
+            self._remove(session)
+            self._notify(session, SessionChange.CLEARED, reason, context)
+        if cleared:
+            await self.store.async_flush()
+        return len(cleared)
+
+    # --- internals --------------------------------------------------------
+
+    def _add(self, session: Session) -> None:
+        """Index a session by id and key."""
+        self._sessions[session.conversation_id] = session
+        self._by_key[session.session_key] = session
+
+    def _remove(self, session: Session) -> None:
+        """Forget a session and cancel its timer."""
+        del self._sessions[session.conversation_id]
+        if self._by_key.get(session.session_key) is session:
+            del self._by_key[session.session_key]
+        if (unsub := self._timers.pop(session.conversation_id, None)) is not None:
+            unsub()
+
+    def _touch(self, session: Session) -> None:
+        """Record activity: push the expiry out and re-arm the timer."""
+        now = dt_util.utcnow()
+        session.last_activity = now
+        session.expires_at = now + self.timeout
+        self._arm(session)
+        self.store.async_schedule_save()
+        self._notify(session, SessionChange.ACTIVITY)
+
+    def _arm(self, session: Session) -> None:
+        """(Re-)arm the session's expiry timer."""
+        if (unsub := self._timers.get(session.conversation_id)) is not None:
+            unsub()
+        self._timers[session.conversation_id] = async_track_point_in_utc_time(
+            self.hass,
+            HassJob(
+                partial(self._async_expire, session),
+                "home_agent_session_expiry",
+                job_type=HassJobType.Callback,
+            ),
+            session.expires_at,
+        )
+
+    @callback
+    def _async_expire(self, session: Session, _now: datetime) -> None:
+        """End a session whose idle time ran out."""
+        self._timers.pop(session.conversation_id, None)
+        if self._sessions.get(session.conversation_id) is not session:
+            return
+        if dt_util.utcnow() < session.expires_at:
+            self._arm(session)
+            return
+        self._remove(session)
+        self.store.async_schedule_save()
+        LOGGER.debug("Session %s expired", session.conversation_id)
+        self._notify(session, SessionChange.EXPIRED, REASON_TIMEOUT)
+
+    @callback
+    def async_add_listener(self, listener: SessionListener) -> CALLBACK_TYPE:
+        """Call `listener` on every change; return a function that stops it."""
+        self._listeners.append(listener)
+        return partial(self._listeners.remove, listener)
+
+    def _notify(
+        self,
+        session: Session,
+        change: SessionChange,
+        reason: str | None = None,
+        context: Context | None = None,
+    ) -> None:
+        """Tell listeners (entities write state) and then the bus."""
+        for listener in list(self._listeners):
+            listener(session, change)
+        event_type = _EVENTS.get(change)
+        if event_type is None:
+            return
+        data: dict[str, Any] = {
+            "entry_id": self.entry_id,
+            "agent_id": self.agent_id,
+            **session.summary(),
+        }
+        if reason is not None:
+            data["reason"] = reason
+        self.hass.bus.async_fire(event_type, data, context=context)
+
+    @callback
+    def _async_satellite_changed(self, event: Event[EventStateChangedData]) -> None:
+        """Keep a satellite's session alive while it listens, thinks or speaks."""
+        entity_id = event.data["entity_id"]
+        entry = er.async_get(self.hass).async_get(entity_id)
+        device_id = entry.device_id if entry else None
+        for session in list(self._sessions.values()):
+            if session.satellite_id == entity_id or (
+                device_id is not None and session.device_id == device_id
+            ):
+                self._touch(session)
+
+    def _snapshot(self) -> StoredData:
+        """Return what is written to disk (a fresh structure, safe to serialize anywhere)."""
+        return {"sessions": [s.as_storage() for s in self._sessions.values()]}
+
+
+_EVENTS = {
+    SessionChange.STARTED: EVENT_SESSION_STARTED,
+    SessionChange.EXPIRED: EVENT_SESSION_EXPIRED,
+    SessionChange.CLEARED: EVENT_SESSION_CLEARED,
+}
+
+
+@callback
+def _is_satellite_busy(event_data: EventStateChangedData) -> bool:
+    """Match state changes of satellites into a non-idle state."""
+    new_state = event_data["new_state"]
+    return (
+        event_data["entity_id"].startswith(f"{SATELLITE_DOMAIN}.")
+        and new_state is not None
+        and new_state.state not in (SATELLITE_IDLE, "unavailable", "unknown")
+    )

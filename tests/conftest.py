@@ -1,0 +1,66 @@
+"""Shared fixtures: a real Home Assistant with Home Agent set up from a config entry."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.home_agent.const import (
+    CONF_AGENT_ID,
+    CONF_BACKEND,
+    CONF_HISTORY_MAX_TURNS,
+    CONF_SESSION_SCOPE,
+    CONF_SESSION_TIMEOUT,
+    DOMAIN,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(
+    enable_custom_integrations: None,
+) -> Generator[None]:
+    """Let Home Assistant load custom_components/home_agent in every test."""
+    return
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    """Options of the agent under test (override in a test module to change them)."""
+    return {
+        CONF_SESSION_TIMEOUT: 3600,
+        CONF_SESSION_SCOPE: "device",
+        CONF_HISTORY_MAX_TURNS: 10,
+    }
+
+
+@pytest.fixture
+def agent_data() -> dict[str, Any]:
+    """Data of the agent under test: delegate to the built-in Assist agent."""
+    return {CONF_BACKEND: "agent", CONF_AGENT_ID: "conversation.home_assistant"}
+
+
+@pytest.fixture
+def config_entry(
+    hass: HomeAssistant, agent_data: dict[str, Any], agent_options: dict[str, Any]
+) -> MockConfigEntry:
+    """A Home Agent config entry added to Home Assistant (not yet set up)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Home Agent", data=agent_data, options=agent_options
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def setup_integration(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
+    """Set up Home Assistant's conversation stack and the agent."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "conversation", {})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
