@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -16,8 +17,8 @@ from custom_components.home_agent.const import (
     CONF_SESSION_TIMEOUT,
     DOMAIN,
 )
-from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
+
+from .helpers import setup_entry
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +41,7 @@ def agent_options() -> dict[str, Any]:
 
 @pytest.fixture
 def agent_data() -> dict[str, Any]:
-    """Data of the agent under test: delegate to the built-in Assist agent."""
+    """Return the agent's data: delegate to the built-in Assist agent."""
     return {CONF_BACKEND: "agent", CONF_AGENT_ID: "conversation.home_assistant"}
 
 
@@ -48,7 +49,7 @@ def agent_data() -> dict[str, Any]:
 def config_entry(
     hass: HomeAssistant, agent_data: dict[str, Any], agent_options: dict[str, Any]
 ) -> MockConfigEntry:
-    """A Home Agent config entry added to Home Assistant (not yet set up)."""
+    """Return a Home Agent config entry added to Home Assistant (not yet set up)."""
     entry = MockConfigEntry(
         domain=DOMAIN, title="Home Agent", data=agent_data, options=agent_options
     )
@@ -59,8 +60,5 @@ def config_entry(
 @pytest.fixture
 async def setup_integration(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
     """Set up Home Assistant's conversation stack and the agent."""
-    assert await async_setup_component(hass, "homeassistant", {})
-    assert await async_setup_component(hass, "conversation", {})
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_entry(hass, config_entry)
     return config_entry

@@ -1,0 +1,285 @@
+"""Sessions and transcripts on disk: restart, downtime, corrupt files, failing writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant import loader
+from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
+from homeassistant.core import CoreState, HomeAssistant
+from homeassistant.helpers import issue_registry as ir, storage
+from homeassistant.util import dt as dt_util
+from homeassistant.util.file import WriteError
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+    async_test_home_assistant,
+)
+
+from custom_components.home_agent.const import (
+    DOMAIN,
+    EVENT_SESSION_EXPIRED,
+    SAVE_DELAY,
+    SAVE_RETRY_DELAY,
+)
+
+from .helpers import converse, setup_entry, tracker_of
+
+# Captured before phcc's hass_storage patches it, to read real files in corrupt-file tests.
+REAL_STORE_LOAD = storage.Store._async_load
+TIMEOUT = timedelta(hours=1)
+
+
+def _stored_session(
+    conversation_id: str, key: str, last_activity: str, transcript: list[list[str]]
+) -> dict[str, Any]:
+    """Return a session record as Home Agent writes it."""
+    return {
+        "conversation_id": conversation_id,
+        "session_key": key,
+        "device_id": key.removeprefix("device:"),
+        "satellite_id": None,
+        "user_id": None,
+        "started_at": last_activity,
+        "last_activity": last_activity,
+        "expires_at": last_activity,
+        "turns": len(transcript),
+        "transcript": transcript,
+    }
+
+
+def _seed(hass_storage: dict[str, Any], entry: MockConfigEntry, sessions: list[Any]) -> None:
+    """Put stored sessions in place before the entry is set up."""
+    hass_storage[f"{DOMAIN}.{entry.entry_id}"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.{entry.entry_id}",
+        "data": {"sessions": sessions},
+    }
+
+
+async def test_restart_continues_with_the_remaining_time(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A second Home Assistant on the same storage continues the session and its timer."""
+    first = await converse(hass, text="what time is it", device_id="dev-kitchen")
+    started = dt_util.utcnow()
+    freezer.tick(timedelta(minutes=20))
+    await hass.async_stop(force=True)
+
+    async with async_test_home_assistant(config_dir=hass.config.config_dir) as hass2:
+        hass2.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # what enable_custom_integrations does
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            entry_id=setup_integration.entry_id,
+            title=setup_integration.title,
+            data=dict(setup_integration.data),
+            options=dict(setup_integration.options),
+        )
+        entry.add_to_hass(hass2)
+        expired = async_capture_events(hass2, EVENT_SESSION_EXPIRED)
+        await setup_entry(hass2, entry)
+
+        session = tracker_of(entry).get(first.conversation_id)
+        assert session is not None
+        assert session.expires_at == started + TIMEOUT
+        assert [tuple(e) for e in session.transcript] == [
+            ("what time is it", first.response.speech["plain"]["speech"])
+        ]
+        # A fresh pipeline id from the same device joins the restored session.
+        again = await converse(hass2, "01JRESTARTFRESHID000000000", device_id="dev-kitchen")
+        assert again.conversation_id == first.conversation_id
+        assert session.turns == 2
+
+        freezer.tick(TIMEOUT - timedelta(seconds=1))
+        async_fire_time_changed(hass2)
+        await hass2.async_block_till_done()
+        assert expired == []
+        freezer.tick(timedelta(seconds=1))
+        async_fire_time_changed(hass2)
+        await hass2.async_block_till_done()
+        assert len(expired) == 1
+        await hass2.async_stop(force=True)
+
+
+async def test_sessions_that_ran_out_while_stopped_expire_once(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A session that timed out during downtime fires `expired` once, after start-up."""
+    now = dt_util.utcnow()
+    stale = (now - timedelta(hours=2)).isoformat()
+    fresh = (now - timedelta(minutes=10)).isoformat()
+    _seed(
+        hass_storage,
+        config_entry,
+        [
+            _stored_session("01JSTALE000000000000000000", "device:dev-old", stale, [["a", "b"]]),
+            _stored_session("01JFRESH000000000000000000", "device:dev-new", fresh, [["c", "d"]]),
+        ],
+    )
+    expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
+    hass.set_state(CoreState.starting)
+    await setup_entry(hass, config_entry)
+    assert expired == []  # not before Home Assistant has started
+
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+    hass.set_state(CoreState.running)
+    await hass.async_block_till_done()
+    assert len(expired) == 1
+    assert expired[0].data["conversation_id"] == "01JSTALE000000000000000000"
+    assert expired[0].data["reason"] == "timeout"
+    # It expired when it should have, while Home Assistant was down.
+    assert expired[0].data["expires_at"] == (now - timedelta(hours=1)).isoformat()
+    tracker = tracker_of(config_entry)
+    assert [s.conversation_id for s in tracker.sessions] == ["01JFRESH000000000000000000"]
+
+    # Reloading does not announce it again: it is gone from disk too.
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert len(expired) == 1
+    stored = hass_storage[f"{DOMAIN}.{config_entry.entry_id}"]["data"]["sessions"]
+    assert [s["conversation_id"] for s in stored] == ["01JFRESH000000000000000000"]
+
+    freezer.tick(timedelta(minutes=50))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(expired) == 2
+
+
+async def test_changes_are_written_once_per_save_delay(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A burst of turns is one write, after the save delay — not one write per turn."""
+    key = f"{DOMAIN}.{setup_integration.entry_id}"
+    tracker = tracker_of(setup_integration)
+    for device in ("dev-a", "dev-b", "dev-c"):
+        await converse(hass, device_id=device)
+    assert key not in hass_storage
+    freezer.tick(timedelta(seconds=SAVE_DELAY))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(hass_storage[key]["data"]["sessions"]) == 3
+    assert tracker.store.writes == 1
+
+
+async def test_failed_write_is_retried_and_nothing_is_lost(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A disk error while saving is logged and retried; the session stays in memory."""
+    key = f"{DOMAIN}.{setup_integration.entry_id}"
+    mocked_write = storage.Store._async_write_data
+    failures = 0
+
+    async def failing_once(store: storage.Store, *args: Any) -> None:
+        nonlocal failures
+        if store.key == key and failures == 0:
+            failures += 1
+            raise WriteError("No space left on device")
+        await mocked_write(store, *args)
+
+    first = await converse(hass, device_id="dev-a")
+    with patch.object(storage.Store, "_async_write_data", failing_once):
+        freezer.tick(timedelta(seconds=SAVE_DELAY))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+        assert failures == 1
+        assert key not in hass_storage
+        assert "retrying" in caplog.text
+        assert tracker_of(setup_integration).get(first.conversation_id) is not None
+
+        freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    stored = hass_storage[key]["data"]["sessions"]
+    assert [s["conversation_id"] for s in stored] == [first.conversation_id]
+
+
+@pytest.mark.parametrize(
+    ("content", "aside_suffix"),
+    [
+        pytest.param("{ this is not json", ".corrupt.", id="invalid-json"),
+        pytest.param(
+            json.dumps({"version": 1, "minor_version": 1, "key": "k", "data": {"sessions": 7}}),
+            ".unreadable.",
+            id="wrong-shape",
+        ),
+        pytest.param(
+            json.dumps({"version": 9, "minor_version": 1, "key": "k", "data": {"sessions": []}}),
+            ".unreadable.",
+            id="future-version",
+        ),
+        pytest.param('{"version": 1, "minor_version": 1', ".corrupt.", id="truncated"),
+    ],
+)
+async def test_unreadable_storage_never_blocks_setup(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+    content: str,
+    aside_suffix: str,
+) -> None:
+    """Home Agent starts empty, keeps the bad file aside untouched, and says so."""
+    path = Path(hass.config.path(".storage", f"{DOMAIN}.{config_entry.entry_id}"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    try:
+        with patch.object(storage.Store, "_async_load", REAL_STORE_LOAD):
+            await setup_entry(hass, config_entry)
+        assert config_entry.state.recoverable is True or config_entry.state.name == "LOADED"
+        assert config_entry.state.name == "LOADED"
+        assert tracker_of(config_entry).sessions == []
+        kept = list(path.parent.glob(f"{path.name}{aside_suffix}*"))
+        assert len(kept) == 1
+        assert kept[0].read_text() == content
+        assert len(issue_registry.issues) >= 1
+        assert "ERROR" in caplog.text
+        # And the agent still works.
+        result = await converse(hass, device_id="dev-a")
+        assert tracker_of(config_entry).get(result.conversation_id) is not None
+    finally:
+        for leftover in path.parent.glob(f"{path.name}*"):
+            leftover.unlink()
+
+
+async def test_one_bad_record_keeps_the_others(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A malformed session record is reported; the readable sessions are kept."""
+    recent = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
+    _seed(
+        hass_storage,
+        config_entry,
+        [
+            _stored_session("01JGOOD0000000000000000000", "device:dev-a", recent, [["q", "a"]]),
+            {"conversation_id": 42, "transcript": "nonsense"},
+        ],
+    )
+    await setup_entry(hass, config_entry)
+    assert [s.conversation_id for s in tracker_of(config_entry).sessions] == [
+        "01JGOOD0000000000000000000"
+    ]
+    assert (DOMAIN, f"storage_unreadable_{config_entry.entry_id}") in issue_registry.issues
