@@ -242,8 +242,7 @@ class SessionTracker:
         if key is not None and (session := self._by_key.get(key)):
             self._touch(session)
             return session
-        if conversation_id is None or conversation_id in self._sessions:
-            conversation_id = ulid_now()
+        conversation_id = conversation_id or ulid_now()
         now = dt_util.utcnow()
         session = Session(
             conversation_id=conversation_id,
