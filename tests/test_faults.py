@@ -1,0 +1,96 @@
+"""Faults and load: clock jumps, mass expiry, many devices at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.home_agent.const import (
+    CONF_SESSION_SCOPE,
+    DOMAIN,
+    EVENT_SESSION_EXPIRED,
+    EVENT_SESSION_STARTED,
+)
+
+from .helpers import converse, setup_entry, tracker_of
+
+
+async def test_clock_jumping_forward_hours_expires_each_session_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """A clock that jumps hours ahead (NTP after a dead RTC) ends each session exactly once."""
+    expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
+    ids = {(await converse(hass, device_id=f"dev-{n}")).conversation_id for n in range(5)}
+
+    freezer.tick(timedelta(hours=7))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+    assert sorted(e.data["conversation_id"] for e in expired) == sorted(ids)
+    assert tracker_of(setup_integration).sessions == []
+    fresh = await converse(hass, device_id="dev-0")
+    assert fresh.conversation_id not in ids
+
+
+async def test_ten_thousand_sessions_expiring_in_the_same_second(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    agent_options: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Each of 10,000 simultaneous expiries fires one event; the loop keeps serving turns."""
+    hass.config_entries.async_update_entry(
+        config_entry, options={**agent_options, CONF_SESSION_SCOPE: "none"}
+    )
+    await setup_entry(hass, config_entry)
+    tracker = tracker_of(config_entry)
+    for n in range(10_000):
+        tracker.async_resolve(f"conversation-{n:05d}", device_id=f"dev-{n}")
+    assert len(tracker.sessions) == 10_000
+    expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
+
+    freezer.tick(timedelta(hours=1))
+    async_fire_time_changed(hass)
+    # A turn arriving in the middle of the expiry burst is answered normally.
+    answer = await asyncio.wait_for(converse(hass, device_id="late-device"), timeout=30)
+    await hass.async_block_till_done()
+
+    assert len(expired) == 10_000
+    assert len({e.data["conversation_id"] for e in expired}) == 10_000
+    assert [s.conversation_id for s in tracker.sessions] == [answer.conversation_id]
+    freezer.tick(timedelta(seconds=30))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    stored = hass_storage[f"{DOMAIN}.{config_entry.entry_id}"]["data"]["sessions"]
+    assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
+
+
+async def test_turns_from_many_devices_at_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """1,000 concurrent turns from 100 devices: one session and one `started` per device."""
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    results = await asyncio.gather(
+        *(converse(hass, device_id=f"dev-{n % 100}") for n in range(1000))
+    )
+    tracker = tracker_of(setup_integration)
+    assert len(tracker.sessions) == 100
+    assert len(started) == 100
+    by_device: dict[str, set[str | None]] = {}
+    for n, result in enumerate(results):
+        by_device.setdefault(f"dev-{n % 100}", set()).add(result.conversation_id)
+    assert all(len(ids) == 1 for ids in by_device.values())
+    assert all(session.turns == 10 for session in tracker.sessions)
