@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 from homeassistant.components import conversation
@@ -44,7 +46,8 @@ class HomeAgentConversationEntity(
         """Create the agent of a config entry."""
         super().__init__(entry)
         self._attr_unique_id = entry.entry_id
-        self._turn_locks: dict[str, asyncio.Lock] = {}
+        # conversation id -> (lock, number of turns holding or waiting for it)
+        self._turn_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
@@ -73,22 +76,32 @@ class HomeAgentConversationEntity(
             user_id=user_input.context.user_id,
         )
         # Turns of one session are answered one after the other, so each sees the last.
-        lock = self._turn_locks.setdefault(session.conversation_id, asyncio.Lock())
-        try:
-            async with lock:
-                answer = await self._async_answer(user_input, session)
-        finally:
-            if not lock.locked():
-                self._turn_locks.pop(session.conversation_id, None)
-        data.tracker.async_record_turn(
-            session,
-            Exchange(user_input.text, answer.speech) if answer.remember else None,
-        )
+        async with self._turn_lock(session.conversation_id):
+            answer = await self._async_answer(user_input, session)
+            data.tracker.async_record_turn(
+                session,
+                Exchange(user_input.text, answer.speech) if answer.remember else None,
+            )
         return conversation.ConversationResult(
             response=answer.response,
             conversation_id=session.conversation_id,
             continue_conversation=answer.continue_conversation,
         )
+
+    @asynccontextmanager
+    async def _turn_lock(self, conversation_id: str) -> AsyncIterator[None]:
+        """Serialize the turns of one session; forget the lock when nobody needs it."""
+        lock, users = self._turn_locks.get(conversation_id, (asyncio.Lock(), 0))
+        self._turn_locks[conversation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turn_locks[conversation_id]
+            if users == 1:
+                del self._turn_locks[conversation_id]
+            else:
+                self._turn_locks[conversation_id] = (lock, users - 1)
 
     async def _async_answer(
         self, user_input: conversation.ConversationInput, session: Session
