@@ -83,6 +83,7 @@ class SessionStore:
         self._unsub_final_write: CALLBACK_TYPE | None = None
         self._flush_job = HassJob(self._async_timer_flush, "home_agent_save")
         self.writes = 0
+        self._closed = False
 
     @property
     def path(self) -> str:
@@ -128,7 +129,12 @@ class SessionStore:
 
     @callback
     def async_schedule_save(self) -> None:
-        """Write the current data within the save delay (once per burst of changes)."""
+        """Write the current data within the save delay (once per burst of changes).
+
+        Nothing is scheduled after shutdown: a reloaded agent owns the file by then.
+        """
+        if self._closed:
+            return
         if self._unsub_timer is None:
             self._unsub_timer = async_call_later(self._hass, self._delay, self._flush_job)
         if self._unsub_final_write is None:
@@ -150,7 +156,6 @@ class SessionStore:
         """Write what is pending before Home Assistant stops."""
         self._unsub_final_write = None
         if self._unsub_timer is not None:
-            self._cancel_timer()
             await self.async_flush()
 
     def _cancel_timer(self) -> None:
@@ -166,6 +171,9 @@ class SessionStore:
         await self._store.async_save(data)
         self.writes += 1
         if (error := self._store.write_error) is not None:
+            if self._closed:
+                LOGGER.error("Could not save Home Agent sessions while stopping: %s", error)
+                return
             LOGGER.warning(
                 "Could not save Home Agent sessions (%s); retrying in %d s",
                 error,
@@ -174,7 +182,8 @@ class SessionStore:
             self._unsub_timer = async_call_later(self._hass, SAVE_RETRY_DELAY, self._flush_job)
 
     async def async_shutdown(self) -> None:
-        """Write pending changes and stop listening."""
+        """Write pending changes; start no more timers."""
+        self._closed = True
         if self._unsub_timer is not None:
             await self.async_flush()
         self._cancel_timer()

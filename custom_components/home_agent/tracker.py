@@ -109,6 +109,7 @@ class SessionTracker:
         self._unsubs: list[CALLBACK_TYPE] = []
         self._agent_id: str | None = None
         self._unsub_stop: CALLBACK_TYPE | None = None
+        self._closed = False
         self.store = SessionStore(hass, entry_id, self._snapshot)
 
     # --- life-cycle -------------------------------------------------------
@@ -134,6 +135,7 @@ class SessionTracker:
 
     async def async_shutdown(self) -> None:
         """Cancel every timer and listener, and write pending changes."""
+        self._closed = True
         for unsub in self._timers.values():
             unsub()
         self._timers.clear()
@@ -315,7 +317,9 @@ class SessionTracker:
         self._notify(session, SessionChange.ACTIVITY)
 
     def _arm(self, session: Session) -> None:
-        """(Re-)arm the session's expiry timer."""
+        """(Re-)arm the session's expiry timer (not after shutdown: a late turn arms none)."""
+        if self._closed:
+            return
         if (unsub := self._timers.get(session.conversation_id)) is not None:
             unsub()
         self._timers[session.conversation_id] = async_track_point_in_utc_time(
