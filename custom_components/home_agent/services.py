@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.auth.models import User
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import Platform
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -22,6 +24,7 @@ import voluptuous as vol
 
 from .const import DOMAIN, SERVICE_CLEAR_CONVERSATION
 from .data import HomeAgentConfigEntry
+from .owners import USER, key_parts
 from .session import Session
 
 ATTR_AGENT_ID = "agent_id"
@@ -70,7 +73,11 @@ def _agents(hass: HomeAssistant, agent_id: str | None) -> list[HomeAgentConfigEn
             if entry.state is ConfigEntryState.LOADED
         ]
     registry_entry = er.async_get(hass).async_get(agent_id)
-    if registry_entry is None or registry_entry.platform != DOMAIN:
+    if (
+        registry_entry is None
+        or registry_entry.platform != DOMAIN
+        or registry_entry.domain != Platform.CONVERSATION
+    ):
         raise _invalid("unknown_agent", agent_id=agent_id)
     entry = hass.config_entries.async_get_entry(registry_entry.config_entry_id or "")
     if entry is None or entry.state is not ConfigEntryState.LOADED:
@@ -78,16 +85,20 @@ def _agents(hass: HomeAssistant, agent_id: str | None) -> list[HomeAgentConfigEn
     return [entry]
 
 
-async def _async_check_permission(call: ServiceCall, user_id: str | None, clears_all: bool) -> None:
-    """Only administrators (or automations) clear everything or someone else's session."""
-    caller_id = call.context.user_id
-    if caller_id is None or not (clears_all or (user_id is not None and user_id != caller_id)):
-        return
-    caller = await call.hass.auth.async_get_user(caller_id)
+async def _async_caller(call: ServiceCall) -> User | None:
+    """Return the person calling, or None for automations, scripts and the system."""
+    if call.context.user_id is None:
+        return None
+    caller = await call.hass.auth.async_get_user(call.context.user_id)
     if caller is None:
         raise UnknownUser(context=call.context)
-    if not caller.is_admin:
-        raise Unauthorized(context=call.context)
+    return caller
+
+
+def _someone_elses(session: Session, own_user_id: str) -> bool:
+    """Tell whether a session follows another person (scope `user`) rather than a device."""
+    parts = key_parts(session.session_key)
+    return set(parts) == {USER} and parts[USER] != own_user_id
 
 
 async def _async_clear_conversation(call: ServiceCall) -> ServiceResponse:
@@ -97,8 +108,12 @@ async def _async_clear_conversation(call: ServiceCall) -> ServiceResponse:
     device_id: str | None = data.get(ATTR_DEVICE_ID)
     user_id: str | None = data.get(ATTR_USER_ID)
     conversation_id: str | None = data.get(ATTR_CONVERSATION_ID)
+    # Only administrators (or automations) clear everything or someone else's session.
+    caller = await _async_caller(call)
+    non_admin = None if caller is None or caller.is_admin else caller.id
     clears_all = device_id is None and user_id is None and conversation_id is None
-    await _async_check_permission(call, user_id, clears_all)
+    if non_admin is not None and (clears_all or user_id not in (None, non_admin)):
+        raise Unauthorized(context=call.context)
 
     agents = _agents(hass, data.get(ATTR_AGENT_ID))
     if device_id is not None and dr.async_get(hass).async_get(device_id) is None:
@@ -117,6 +132,10 @@ async def _async_clear_conversation(call: ServiceCall) -> ServiceResponse:
     ]
     if conversation_id is not None and not any(sessions for _, sessions in selected):
         raise _invalid("unknown_conversation", conversation_id=conversation_id)
+    if non_admin is not None and any(
+        _someone_elses(session, non_admin) for _, sessions in selected for session in sessions
+    ):
+        raise Unauthorized(context=call.context)
 
     cleared = 0
     for entry, sessions in selected:

@@ -1,0 +1,110 @@
+"""Who a session key belongs to: the device, satellite or person, by display name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.util.hass_dict import HassKey
+
+from .const import DOMAIN
+
+DEVICE = "device"
+SATELLITE = "satellite"
+USER = "user"
+PERSON_DOMAIN = "person"
+
+# Account names need an awaited lookup; remembered here for synchronous callers (the logbook).
+_USER_NAMES: HassKey[dict[str, str]] = HassKey(f"{DOMAIN}_user_names")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """The display names behind a session key."""
+
+    device: str | None = None
+    user: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Return one name for the owner, e.g. `Kitchen satellite (Anna)`."""
+        if self.device and self.user:
+            return f"{self.device} ({self.user})"
+        return self.device or self.user or ""
+
+
+def key_parts(session_key: str) -> dict[str, str]:
+    """Split a key such as `device:<id>|user:<id>` into its kinds and ids."""
+    parts: dict[str, str] = {}
+    for part in session_key.split("|"):
+        kind, _, value = part.partition(":")
+        if kind in (DEVICE, SATELLITE, USER) and value:
+            parts[kind] = value
+    return parts
+
+
+def has_owner(session_key: str) -> bool:
+    """Tell whether a key belongs to a device, satellite or person (not scope `none`)."""
+    return bool(key_parts(session_key))
+
+
+def session_sensor_unique_id(entry_id: str, session_key: str) -> str:
+    """Return the unique id of a key's session sensor (the key is recovered from it)."""
+    return f"{entry_id}_{session_key}"
+
+
+@callback
+def key_owner(hass: HomeAssistant, session_key: str) -> KeyOwner:
+    """Return the display names behind a key, from the registries and persons."""
+    parts = key_parts(session_key)
+    device: str | None = None
+    if device_id := parts.get(DEVICE):
+        device = device_name(hass, device_id)
+    elif satellite_id := parts.get(SATELLITE):
+        device = satellite_name(hass, satellite_id)
+    user = user_name(hass, user_id) if (user_id := parts.get(USER)) else None
+    return KeyOwner(device=device, user=user)
+
+
+async def async_key_owner(hass: HomeAssistant, session_key: str) -> KeyOwner:
+    """Return the display names behind a key, looking up account names if needed."""
+    if user_id := key_parts(session_key).get(USER):
+        await async_remember_user_name(hass, user_id)
+    return key_owner(hass, session_key)
+
+
+async def async_remember_user_name(hass: HomeAssistant, user_id: str) -> None:
+    """Look up an account's name once, for callers that cannot await."""
+    names = hass.data.setdefault(_USER_NAMES, {})
+    if user_id not in names and (user := await hass.auth.async_get_user(user_id)):
+        names[user_id] = user.name or user_id
+
+
+@callback
+def device_name(hass: HomeAssistant, device_id: str) -> str:
+    """Return the name a device is shown with (the user's rename first)."""
+    device = dr.async_get(hass).async_get(device_id)
+    if device is None:
+        return device_id
+    return device.name_by_user or device.name or device_id
+
+
+@callback
+def satellite_name(hass: HomeAssistant, entity_id: str) -> str:
+    """Return the name a satellite entity is shown with."""
+    if (state := hass.states.get(entity_id)) is not None:
+        return state.name
+    entry = er.async_get(hass).async_get(entity_id)
+    if entry is not None and (name := entry.name or entry.original_name):
+        return name
+    return entity_id
+
+
+@callback
+def user_name(hass: HomeAssistant, user_id: str) -> str:
+    """Return the person's name for an account, else the account's name."""
+    for state in hass.states.async_all(PERSON_DOMAIN):
+        if state.attributes.get("user_id") == user_id:
+            return state.name
+    return hass.data.get(_USER_NAMES, {}).get(user_id, user_id)

@@ -1,0 +1,309 @@
+"""The `home_agent.clear_conversation` action, called by real users and automations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
+from homeassistant.helpers.service import async_get_all_descriptions
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.home_agent.const import (
+    CONF_SESSION_SCOPE,
+    DOMAIN,
+    EVENT_SESSION_CLEARED,
+    SAVE_DELAY,
+)
+
+from .helpers import AGENT_ENTITY_ID, converse, make_device, setup_entry, tracker_of
+
+EVENT_KEYS = {
+    "entry_id",
+    "agent_id",
+    "conversation_id",
+    "session_key",
+    "device_id",
+    "satellite_id",
+    "user_id",
+    "started_at",
+    "last_activity",
+    "expires_at",
+    "turns",
+    "reason",
+}
+SECRET = "what is the date today"  # understood by the built-in agent, so it is remembered
+
+
+async def clear(
+    hass: HomeAssistant, user: MockUser | None = None, **data: Any
+) -> dict[str, Any] | None:
+    """Call the action as `user` (None: an automation) and return its response."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "clear_conversation",
+        data,
+        blocking=True,
+        context=Context(user_id=user.id if user else None),
+        return_response=True,
+    )
+    return dict(response) if response is not None else None
+
+
+def stored_text(hass_storage: dict[str, Any], entry: MockConfigEntry) -> str:
+    """Return the agent's storage file as text, as it is on disk."""
+    return json.dumps(hass_storage.get(f"{DOMAIN}.{entry.entry_id}", {}))
+
+
+async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The session ends, its transcript leaves the disk, the event tells who and why."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    bedroom = make_device(hass, "Bedroom satellite")
+    first = await converse(hass, text=SECRET, device_id=kitchen)
+    await converse(hass, device_id=bedroom)
+    freezer.tick(timedelta(seconds=SAVE_DELAY))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert SECRET in stored_text(hass_storage, setup_integration)
+    cleared = async_capture_events(hass, EVENT_SESSION_CLEARED)
+
+    assert await clear(hass, hass_admin_user, device_id=kitchen) == {"cleared": 1}
+    await hass.async_block_till_done()
+
+    assert SECRET not in stored_text(hass_storage, setup_integration)
+    assert len(cleared) == 1
+    assert set(cleared[0].data) == EVENT_KEYS
+    assert cleared[0].data["conversation_id"] == first.conversation_id
+    assert cleared[0].data["device_id"] == kitchen
+    assert cleared[0].data["agent_id"] == AGENT_ENTITY_ID
+    assert cleared[0].data["reason"] == "service"
+    assert cleared[0].context.user_id == hass_admin_user.id
+    assert hass.states.get("sensor.home_agent_kitchen_satellite_conversation").state == "idle"
+    assert hass.states.get("sensor.home_agent_bedroom_satellite_conversation").state == "active"
+    assert hass.states.get("sensor.home_agent_active_conversations").state == "1"
+    again = await converse(hass, device_id=kitchen)
+    assert again.conversation_id != first.conversation_id
+    assert tracker_of(setup_integration).get(again.conversation_id).turns == 1
+
+
+async def test_response_is_optional(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Called without asking for a response, the action still clears."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await converse(hass, device_id=kitchen)
+
+    result = await hass.services.async_call(
+        DOMAIN, "clear_conversation", {"device_id": kitchen}, blocking=True
+    )
+
+    assert result is None
+    assert tracker_of(setup_integration).sessions == []
+
+
+async def test_non_admin_may_clear_a_device(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_read_only_user: MockUser
+) -> None:
+    """Anyone may reset the satellite in front of them, even one somebody else used."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await converse(hass, device_id=kitchen, user_id="someone-else")
+
+    assert await clear(hass, hass_read_only_user, device_id=kitchen) == {"cleared": 1}
+    assert tracker_of(setup_integration).sessions == []
+
+
+async def test_non_admin_may_not_clear_everything(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_read_only_user: MockUser
+) -> None:
+    """Clearing every conversation (of all agents or of one) needs an administrator."""
+    await converse(hass, device_id=make_device(hass, "Kitchen satellite"))
+
+    with pytest.raises(Unauthorized):
+        await clear(hass, hass_read_only_user)
+    with pytest.raises(Unauthorized):
+        await clear(hass, hass_read_only_user, agent_id=AGENT_ENTITY_ID)
+
+    assert len(tracker_of(setup_integration).sessions) == 1
+
+
+@pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "user"}])
+async def test_non_admin_may_not_clear_another_persons_conversation(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_read_only_user: MockUser,
+) -> None:
+    """Neither by naming the person nor by the conversation's id."""
+    admins = await converse(hass, user_id=hass_admin_user.id)
+
+    with pytest.raises(Unauthorized):
+        await clear(hass, hass_read_only_user, user_id=hass_admin_user.id)
+    with pytest.raises(Unauthorized):
+        await clear(hass, hass_read_only_user, conversation_id=admins.conversation_id)
+
+    assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
+        admins.conversation_id
+    ]
+
+
+@pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "user"}])
+async def test_non_admin_may_clear_their_own_conversation(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_read_only_user: MockUser,
+) -> None:
+    """A person resets the conversation that follows them; others keep theirs."""
+    await converse(hass, user_id=hass_read_only_user.id)
+    admins = await converse(hass, user_id=hass_admin_user.id)
+
+    assert await clear(hass, hass_read_only_user, user_id=hass_read_only_user.id) == {"cleared": 1}
+    own = await converse(hass, user_id=hass_read_only_user.id)
+    assert await clear(hass, hass_read_only_user, conversation_id=own.conversation_id) == {
+        "cleared": 1
+    }
+    assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
+        admins.conversation_id
+    ]
+
+
+async def test_admin_and_automation_may_clear_everything(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_admin_user: MockUser
+) -> None:
+    """Without fields every conversation ends: for an administrator and for automations."""
+    await converse(hass, device_id=make_device(hass, "Kitchen satellite"))
+    await converse(hass, device_id=make_device(hass, "Bedroom satellite"))
+
+    assert await clear(hass, hass_admin_user) == {"cleared": 2}
+    await converse(hass, device_id=make_device(hass, "Hall satellite"))
+    assert await clear(hass) == {"cleared": 1}
+    assert await clear(hass) == {"cleared": 0}
+
+
+async def test_agent_field_limits_the_clear_to_one_agent(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Two agents (two wake words) on one satellite: clearing one leaves the other."""
+    second = MockConfigEntry(domain=DOMAIN, title="Night agent", data=setup_integration.data)
+    second.add_to_hass(hass)
+    await setup_entry(hass, second)
+    kitchen = make_device(hass, "Kitchen satellite")
+    await converse(hass, device_id=kitchen)
+    await converse(hass, device_id=kitchen, agent_id="conversation.night_agent")
+
+    assert await clear(hass, device_id=kitchen, agent_id="conversation.night_agent") == {
+        "cleared": 1
+    }
+    assert tracker_of(second).sessions == []
+    assert len(tracker_of(setup_integration).sessions) == 1
+    assert await clear(hass, device_id=kitchen) == {"cleared": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "translation_key", "message"),
+    [
+        (
+            {"device_id": "no-such-device"},
+            "unknown_device",
+            "There is no device with the ID no-such-device",
+        ),
+        (
+            {"user_id": "no-such-user"},
+            "unknown_user",
+            "There is no user with the ID no-such-user",
+        ),
+        (
+            {"agent_id": "conversation.home_assistant"},
+            "unknown_agent",
+            "conversation.home_assistant is not a Home Agent conversation agent",
+        ),
+        (
+            {"agent_id": "sensor.home_agent_active_conversations"},
+            "unknown_agent",
+            "sensor.home_agent_active_conversations is not a Home Agent conversation agent",
+        ),
+        (
+            {"conversation_id": "01JNOSUCHCONVERSATION00000"},
+            "unknown_conversation",
+            "There is no active conversation with the ID 01JNOSUCHCONVERSATION00000",
+        ),
+    ],
+)
+async def test_unknown_ids_are_translated_validation_errors(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    data: dict[str, str],
+    translation_key: str,
+    message: str,
+) -> None:
+    """A wrong id says what is wrong, in the user's language, and clears nothing."""
+    await converse(hass, device_id=make_device(hass, "Kitchen satellite"))
+
+    with pytest.raises(ServiceValidationError) as err:
+        await clear(hass, hass_admin_user, **data)
+
+    assert err.value.translation_domain == DOMAIN
+    assert err.value.translation_key == translation_key
+    # Home Assistant drops the message's final full stop.
+    assert str(err.value) == message
+    assert len(tracker_of(setup_integration).sessions) == 1
+
+
+async def test_unloaded_agent_is_a_validation_error(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """The action stays registered without a loaded agent; naming one says it is not loaded."""
+    assert await hass.config_entries.async_unload(setup_integration.entry_id)
+
+    assert await clear(hass) == {"cleared": 0}
+    with pytest.raises(ServiceValidationError) as err:
+        await clear(hass, agent_id=AGENT_ENTITY_ID)
+    assert err.value.translation_key == "agent_not_loaded"
+
+
+async def test_unknown_caller_is_refused(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """A context naming a user that does not exist is not treated as an automation."""
+    with pytest.raises(UnknownUser):
+        await hass.services.async_call(
+            DOMAIN,
+            "clear_conversation",
+            {"device_id": make_device(hass, "Kitchen satellite")},
+            blocking=True,
+            context=Context(user_id="deleted-user"),
+        )
+
+
+async def test_action_description_has_selectors(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """The action editor offers an agent picker, a device picker and text fields."""
+    description = (await async_get_all_descriptions(hass))[DOMAIN]["clear_conversation"]
+
+    fields = description["fields"]
+    assert set(fields) == {"agent_id", "device_id", "user_id", "conversation_id"}
+    # Newer Home Assistant fills in the selectors' defaults; compare what we set.
+    (agent_filter,) = fields["agent_id"]["selector"]["entity"]["filter"]
+    assert agent_filter["integration"] == DOMAIN
+    assert agent_filter["domain"] in ("conversation", ["conversation"])
+    assert set(fields["device_id"]["selector"]) == {"device"}
+    assert set(fields["user_id"]["selector"]) == {"text"}
+    assert set(fields["conversation_id"]["selector"]) == {"text"}
+    assert not any(field.get("required") for field in fields.values())
