@@ -1,0 +1,353 @@
+"""Session sensors as a dashboard shows them: counts, per-key state, names, restarts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    icon,
+    translation,
+)
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_fire_time_changed,
+    mock_restore_cache,
+)
+
+from custom_components.home_agent.const import CONF_SESSION_SCOPE, DOMAIN
+
+from .helpers import converse, make_device, setup_entry, tracker_of
+
+COUNT = "sensor.home_agent_active_conversations"
+KITCHEN = "sensor.home_agent_kitchen_satellite_conversation"
+SUMMARY_KEYS = {
+    "conversation_id",
+    "session_key",
+    "device_id",
+    "satellite_id",
+    "user_id",
+    "started_at",
+    "last_activity",
+    "expires_at",
+    "turns",
+}
+SESSION_ATTRIBUTES = {"turns", "started_at", "last_activity", "expires_at"}
+TIMEOUT = timedelta(hours=1)
+# Understood by the built-in agent, so the turn is remembered in the transcript.
+SAID = "what is the date today"
+
+
+def details(entity_id: str, hass: HomeAssistant) -> dict[str, Any]:
+    """Return the session details a key's sensor shows."""
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return {name: state.attributes.get(name) for name in SESSION_ATTRIBUTES}
+
+
+async def test_count_sensor_lists_sessions_without_what_was_said(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """The count is the number of active sessions; each has a summary, no transcript."""
+    assert hass.states.get(COUNT).state == "0"
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text=SAID, device_id=kitchen)
+    await converse(hass, text=SAID, device_id=kitchen)
+    await converse(hass, text=SAID, device_id=make_device(hass, "Bedroom satellite"))
+    await hass.async_block_till_done()
+
+    state = hass.states.get(COUNT)
+    assert state.state == "2"
+    assert state.attributes["state_class"] == "measurement"
+    assert state.attributes["friendly_name"] == "Home Agent Active conversations"
+    sessions = state.attributes["sessions"]
+    assert [set(summary) for summary in sessions] == [SUMMARY_KEYS, SUMMARY_KEYS]
+    kitchen_summary = next(s for s in sessions if s["device_id"] == kitchen)
+    assert kitchen_summary["conversation_id"] == first.conversation_id
+    assert kitchen_summary["turns"] == 2
+    assert kitchen_summary["session_key"] == f"device:{kitchen}"
+    assert tracker_of(setup_integration).get(first.conversation_id).transcript
+    assert "date" not in json.dumps(state.attributes)
+    assert "date" not in json.dumps(hass.states.get(KITCHEN).attributes)
+
+
+async def test_session_sensor_appears_with_the_first_session_of_a_device(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Named after the device, on the agent's device, active with the session's details."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    assert hass.states.get(KITCHEN) is None
+
+    result = await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+
+    state = hass.states.get(KITCHEN)
+    assert state.state == "active"
+    assert state.attributes["friendly_name"] == "Home Agent Kitchen satellite conversation"
+    assert state.attributes["device_class"] == "enum"
+    assert state.attributes["options"] == ["active", "idle"]
+    session = tracker_of(setup_integration).get(result.conversation_id)
+    assert details(KITCHEN, hass) == {
+        "turns": 1,
+        "started_at": session.started_at.isoformat(),
+        "last_activity": session.last_activity.isoformat(),
+        "expires_at": session.expires_at.isoformat(),
+    }
+    registry_entry = entity_registry.async_get(KITCHEN)
+    assert registry_entry.unique_id == f"{setup_integration.entry_id}_device:{kitchen}"
+    assert registry_entry.translation_key == "session"
+    agent_device = device_registry.async_get(registry_entry.device_id)
+    assert agent_device.identifiers == {(DOMAIN, setup_integration.entry_id)}
+    assert entity_registry.async_get(COUNT).device_id == agent_device.id
+
+    await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+    assert details(KITCHEN, hass)["turns"] == 2
+    assert len(hass.states.async_entity_ids("sensor")) == 2
+
+
+async def test_session_sensor_uses_the_name_the_user_gave_the_device(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """A device renamed in Home Assistant names its sensor by the new name."""
+    kitchen = make_device(hass, "ESP32 voice 3a9f1c")
+    device_registry.async_update_device(kitchen, name_by_user="Kitchen satellite")
+
+    await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+
+    assert hass.states.get(KITCHEN).state == "active"
+
+
+async def test_session_sensor_goes_idle_on_expiry_and_keeps_the_last_details(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Idle after the timeout, still showing the ended session; active again on the next turn."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await converse(hass, device_id=kitchen)
+    await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+    before = details(KITCHEN, hass)
+
+    freezer.tick(TIMEOUT)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+    assert hass.states.get(KITCHEN).state == "idle"
+    assert details(KITCHEN, hass) == before
+    assert hass.states.get(COUNT).state == "0"
+    assert hass.states.get(COUNT).attributes["sessions"] == []
+
+    await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+    assert hass.states.get(KITCHEN).state == "active"
+    assert details(KITCHEN, hass)["turns"] == 1
+    assert details(KITCHEN, hass)["started_at"] == dt_util.utcnow().isoformat()
+
+
+@pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "user"}])
+async def test_person_session_sensor_is_named_after_the_person(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_admin_user: MockUser
+) -> None:
+    """Scope `user`: the person's name, or the account's name when there is no person."""
+    assert await async_setup_component(
+        hass, "person", {"person": [{"id": "anna", "name": "Anna", "user_id": hass_admin_user.id}]}
+    )
+    bob = MockUser(name="Bob").add_to_hass(hass)
+
+    await converse(hass, user_id=hass_admin_user.id, device_id=make_device(hass, "Kitchen"))
+    await converse(hass, user_id=bob.id)
+    await hass.async_block_till_done()
+
+    anna = hass.states.get("sensor.home_agent_anna_conversation")
+    assert anna.state == "active"
+    assert anna.attributes["friendly_name"] == "Home Agent Anna conversation"
+    assert hass.states.get("sensor.home_agent_bob_conversation").state == "active"
+
+
+@pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "device_user"}])
+async def test_device_and_person_session_sensor_names_both(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Scope `device_user`: one sensor per person at each device."""
+    carla = MockUser(name="Carla").add_to_hass(hass)
+    kitchen = make_device(hass, "Kitchen satellite")
+
+    await converse(hass, user_id=carla.id, device_id=kitchen)
+    await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+
+    both = hass.states.get("sensor.home_agent_kitchen_satellite_conversation_with_carla")
+    assert both.state == "active"
+    assert (
+        both.attributes["friendly_name"] == "Home Agent Kitchen satellite conversation with Carla"
+    )
+    assert hass.states.get(KITCHEN).state == "active"
+
+
+async def test_satellite_session_sensor_is_named_after_the_satellite(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """A satellite without a device (only an entity) names its sensor by the entity."""
+    hass.states.async_set("assist_satellite.porch", "idle", {"friendly_name": "Porch speaker"})
+
+    tracker_of(setup_integration).async_resolve(None, satellite_id="assist_satellite.porch")
+    await hass.async_block_till_done()
+
+    assert hass.states.get("sensor.home_agent_porch_speaker_conversation").state == "active"
+
+
+@pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "none"}])
+async def test_scope_none_sessions_are_only_counted(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Every interaction starts fresh, so no device keeps a session sensor."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await converse(hass, device_id=kitchen)
+    await converse(hass, device_id=kitchen)
+    await hass.async_block_till_done()
+
+    assert hass.states.async_entity_ids("sensor") == [COUNT]
+    assert hass.states.get(COUNT).state == "2"
+
+
+async def test_session_sensors_survive_a_reload(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """After a reload an idle key keeps its sensor and last details; an active one stays active."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await converse(hass, device_id=kitchen)
+    freezer.tick(TIMEOUT)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    await converse(hass, device_id=make_device(hass, "Bedroom satellite"))
+    await hass.async_block_till_done()
+    kitchen_before = details(KITCHEN, hass)
+    bedroom_before = details("sensor.home_agent_bedroom_satellite_conversation", hass)
+
+    assert await hass.config_entries.async_reload(setup_integration.entry_id)
+    await hass.async_block_till_done()
+
+    assert hass.states.get(KITCHEN).state == "idle"
+    assert details(KITCHEN, hass) == kitchen_before
+    bedroom = "sensor.home_agent_bedroom_satellite_conversation"
+    assert hass.states.get(bedroom).state == "active"
+    assert details(bedroom, hass) == bedroom_before
+    assert hass.states.get(COUNT).state == "1"
+
+
+async def test_session_sensors_come_back_after_a_restart(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A fresh start: sensors from the registry, idle ones with their saved details."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    bedroom = make_device(hass, "Bedroom satellite")
+    for device_id, object_id in ((kitchen, "kitchen"), (bedroom, "bedroom")):
+        entity_registry.async_get_or_create(
+            "sensor",
+            DOMAIN,
+            f"{config_entry.entry_id}_device:{device_id}",
+            config_entry=config_entry,
+            suggested_object_id=f"home_agent_{object_id}_satellite_conversation",
+        )
+    saved = {
+        "turns": 4,
+        "started_at": "2025-05-01T10:00:00+00:00",
+        "last_activity": "2025-05-01T10:05:00+00:00",
+        "expires_at": "2025-05-01T11:05:00+00:00",
+    }
+    mock_restore_cache(hass, [State(KITCHEN, "active", saved)])
+    now = dt_util.utcnow().isoformat()
+    hass_storage[f"{DOMAIN}.{config_entry.entry_id}"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.{config_entry.entry_id}",
+        "data": {
+            "sessions": [
+                {
+                    "conversation_id": "01JBEDROOMSESSION000000000",
+                    "session_key": f"device:{bedroom}",
+                    "device_id": bedroom,
+                    "satellite_id": None,
+                    "user_id": None,
+                    "started_at": now,
+                    "last_activity": now,
+                    "expires_at": now,
+                    "turns": 2,
+                    "transcript": [],
+                }
+            ]
+        },
+    }
+
+    await setup_entry(hass, config_entry)
+
+    assert hass.states.get(KITCHEN).state == "idle"
+    assert details(KITCHEN, hass) == saved
+    assert hass.states.get(KITCHEN).attributes["friendly_name"] == (
+        "Home Agent Kitchen satellite conversation"
+    )
+    bedroom_state = hass.states.get("sensor.home_agent_bedroom_satellite_conversation")
+    assert bedroom_state.state == "active"
+    assert bedroom_state.attributes["turns"] == 2
+    assert hass.states.get(COUNT).state == "1"
+
+
+async def test_a_burst_of_expiries_updates_the_count_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Fifty sessions ending in the same second: one count change, fifty idle sensors."""
+    tracker = tracker_of(setup_integration)
+    for n in range(50):
+        tracker.async_resolve(None, device_id=make_device(hass, f"Satellite {n}"))
+    await hass.async_block_till_done()
+    assert hass.states.get(COUNT).state == "50"
+    count_changes: list[str] = []
+    hass.bus.async_listen(
+        EVENT_STATE_CHANGED,
+        lambda event: (
+            count_changes.append(event.data["new_state"].state)
+            if event.data["entity_id"] == COUNT
+            else None
+        ),
+    )
+
+    freezer.tick(TIMEOUT)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+    assert count_changes == ["0"]
+    states = [hass.states.get(f"sensor.home_agent_satellite_{n}_conversation") for n in range(50)]
+    assert {state.state for state in states} == {"idle"}
+
+
+async def test_states_names_and_icons_are_translated(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """The frontend finds the state names and the icons for each state."""
+    translations = await translation.async_get_translations(hass, "en", "entity", [DOMAIN])
+    icons = await icon.async_get_icons(hass, "entity", [DOMAIN])
+
+    prefix = f"component.{DOMAIN}.entity.sensor"
+    for key in ("session", "device_user_session"):
+        assert translations[f"{prefix}.{key}.state.active"] == "Active"
+        assert translations[f"{prefix}.{key}.state.idle"] == "Idle"
+        assert icons[DOMAIN]["sensor"][key]["state"]["idle"] == "mdi:account-voice-off"
+    assert translations[f"{prefix}.active_sessions.name"] == "Active conversations"
+    assert icons[DOMAIN]["sensor"]["active_sessions"]["default"] == "mdi:forum"
