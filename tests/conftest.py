@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -18,6 +18,7 @@ from custom_components.home_agent.const import (
     DOMAIN,
 )
 
+from .fake_openai import FakeOpenAI
 from .helpers import setup_entry
 
 
@@ -62,3 +63,10 @@ async def setup_integration(hass: HomeAssistant, config_entry: MockConfigEntry) 
     """Set up Home Assistant's conversation stack and the agent."""
     await setup_entry(hass, config_entry)
     return config_entry
+
+
+@pytest.fixture
+async def fake_openai(socket_enabled: None) -> AsyncGenerator[FakeOpenAI]:
+    """Run a fake OpenAI-compatible server on 127.0.0.1 for the test, then close it."""
+    async with FakeOpenAI() as server:
+        yield server

@@ -1,0 +1,112 @@
+"""Home Assistant LLM API tools, offered to a model as OpenAI function tools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import importlib
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import llm
+from homeassistant.util import slugify
+import voluptuous as vol
+
+from .const import DOMAIN
+
+# Keys OpenAI-style servers reject at the top level of a function's parameters.
+_UNSUPPORTED_TOP_LEVEL_KEYS = frozenset({"oneOf", "anyOf", "allOf"})
+
+
+def _schema_converter() -> Callable[..., dict[str, Any]]:
+    """Return the function that turns a tool's schema into JSON schema, as core does."""
+    # Home Assistant 2026.9+ replaced voluptuous with probatio (imported here under
+    # voluptuous's name); voluptuous-openapi is no longer installed there.
+    if vol.__name__.startswith("probatio"):
+        to_openapi: Callable[..., dict[str, Any]] = importlib.import_module("probatio").to_openapi
+        return lambda schema, **kwargs: to_openapi(schema, openapi_version="3.1.0", **kwargs)
+    convert: Callable[..., dict[str, Any]] = importlib.import_module("voluptuous_openapi").convert
+    return convert
+
+
+def tool_parameters(schema: Any, custom_serializer: Callable[[Any], Any] | None) -> dict[str, Any]:
+    """Return a tool's parameters as the JSON schema a Chat Completions server accepts."""
+    converted = _schema_converter()(schema, custom_serializer=custom_serializer)
+    return {k: v for k, v in converted.items() if k not in _UNSUPPORTED_TOP_LEVEL_KEYS}
+
+
+@dataclass(slots=True)
+class ToolBox:
+    """The tools of the selected LLM APIs, each call routed to the API that owns it."""
+
+    apis: list[llm.APIInstance] = field(default_factory=list)
+    # Name shown to the model -> the API instance and the tool's own name.
+    _owners: dict[str, tuple[llm.APIInstance, llm.Tool]] = field(default_factory=dict)
+
+    @property
+    def prompts(self) -> list[str]:
+        """Return the instructions of every API."""
+        return [api.api_prompt for api in self.apis if api.api_prompt]
+
+    @property
+    def tool_names(self) -> list[str]:
+        """Return the names the model calls the tools by."""
+        return list(self._owners)
+
+    def add(self, api: llm.APIInstance) -> None:
+        """Offer an API's tools; a name another API already uses gets the API's prefix."""
+        self.apis.append(api)
+        for tool in api.tools:
+            name = tool.name
+            if name in self._owners:
+                name = f"{slugify(api.api.id)}__{tool.name}"
+            self._owners[name] = (api, tool)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Return the tools in the Chat Completions `tools` format."""
+        fallback = getattr(llm, "selector_serializer", None)
+        specs: list[dict[str, Any]] = []
+        for name, (api, tool) in self._owners.items():
+            function: dict[str, Any] = {
+                "name": name,
+                "parameters": tool_parameters(tool.parameters, api.custom_serializer or fallback),
+            }
+            if tool.description:
+                function["description"] = tool.description
+            specs.append({"type": "function", "function": function})
+        return specs
+
+    async def async_call(self, call_id: str, name: str, arguments: dict[str, Any]) -> Any:
+        """Run a tool; its failure becomes a result the model can read, as in core."""
+        if name not in self._owners:
+            return {"error": "HomeAssistantError", "error_text": f'Tool "{name}" not found'}
+        api, tool = self._owners[name]
+        tool_input = llm.ToolInput(tool_name=tool.name, tool_args=arguments, id=call_id)
+        try:
+            result = await api.async_call_tool(tool_input)
+        except (HomeAssistantError, vol.Invalid) as err:
+            error: dict[str, Any] = {"error": type(err).__name__}
+            if str(err):
+                error["error_text"] = str(err)
+            return error
+        # Home Assistant 2026.10+ wraps the data in a ToolResult.
+        return getattr(result, "data", result)
+
+
+async def async_get_toolbox(
+    hass: HomeAssistant, api_ids: list[str], llm_context: llm.LLMContext
+) -> ToolBox:
+    """Instantiate each selected LLM API (one id per call works on every version)."""
+    toolbox = ToolBox()
+    for api_id in api_ids:
+        try:
+            api = await llm.async_get_api(hass, api_id, llm_context)
+        except HomeAssistantError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="llm_api_unavailable",
+                translation_placeholders={"api_id": api_id},
+            ) from err
+        toolbox.add(api)
+    return toolbox

@@ -1,0 +1,61 @@
+"""The system prompt of the `openai` backend, built the way core LLM agents build it."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, TemplateError
+from homeassistant.helpers import llm, template
+
+from .const import DOMAIN, LOGGER
+
+# Core adds the date and time unless a tool can tell them (2025.4 calls it BASE_PROMPT).
+DATE_TIME_PROMPT = str(getattr(llm, "DATE_TIME_PROMPT", None) or getattr(llm, "BASE_PROMPT", ""))
+
+
+async def async_user_name(hass: HomeAssistant, llm_context: llm.LLMContext) -> str | None:
+    """Return the name of the person talking, if Home Assistant knows them."""
+    context = llm_context.context
+    if context is None or not context.user_id:
+        return None
+    user = await hass.auth.async_get_user(context.user_id)
+    return user.name if user else None
+
+
+def render_template(
+    hass: HomeAssistant, source: str, llm_context: llm.LLMContext, user_name: str | None
+) -> str:
+    """Render a prompt template with the variables core agents offer."""
+    try:
+        rendered = template.Template(source, hass).async_render(
+            {
+                "ha_name": hass.config.location_name,
+                "user_name": user_name,
+                "llm_context": llm_context,
+            },
+            parse_result=False,
+        )
+    except TemplateError as err:
+        LOGGER.error("Error rendering the prompt template: %s", err)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="prompt_invalid"
+        ) from err
+    return str(rendered)
+
+
+async def async_system_prompt(
+    hass: HomeAssistant,
+    prompt_template: str,
+    llm_context: llm.LLMContext,
+    *,
+    api_prompts: list[str],
+    tool_names: list[str],
+    extra_system_prompt: str | None,
+) -> str:
+    """Return the instructions, the LLM APIs' prompts, the time, the caller's extra prompt."""
+    user_name = await async_user_name(hass, llm_context)
+    parts = [render_template(hass, prompt_template, llm_context, user_name), *api_prompts]
+    if DATE_TIME_PROMPT and not any(name.endswith("GetDateTime") for name in tool_names):
+        parts.append(render_template(hass, DATE_TIME_PROMPT, llm_context, user_name))
+    if extra_system_prompt:
+        parts.append(extra_system_prompt)
+    return "\n".join(parts)

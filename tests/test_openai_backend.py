@@ -1,0 +1,349 @@
+"""Backend `openai` against a fake OpenAI-compatible server: request shape and every failure."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import json
+import logging
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.components import conversation
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import intent, llm
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.home_agent.compat import llm_context
+from custom_components.home_agent.const import (
+    CONF_API_KEY,
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_LLM_HASS_API,
+    CONF_MAX_TOKENS,
+    CONF_MODEL,
+    CONF_PROMPT,
+    CONF_TEMPERATURE,
+    DOMAIN,
+)
+from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
+
+from .fake_openai import FakeOpenAI
+from .helpers import converse, setup_entry, tracker_of
+
+KITCHEN = "kitchen-satellite"
+NOT_UNDERSTOOD = "could not understand"
+PROMPT = "You are the voice of {{ ha_name }}. Speak to {{ user_name or 'a guest' }}."
+
+
+@pytest.fixture
+def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
+    """Return an `openai` agent pointed at the fake server, with the Assist API."""
+    return {
+        CONF_BACKEND: "openai",
+        CONF_BASE_URL: fake_openai.base_url,
+        CONF_API_KEY: "sk-test-key",
+        CONF_MODEL: "fake-model",
+        CONF_PROMPT: PROMPT,
+        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+        CONF_TEMPERATURE: 0.3,
+        CONF_MAX_TOKENS: 150,
+    }
+
+
+def speech_of(result: conversation.ConversationResult) -> str:
+    """Return what the agent said."""
+    speech: str = result.response.speech["plain"]["speech"]
+    return speech
+
+
+async def test_request_carries_model_key_prompt_and_tools(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """The request names the model, authenticates, renders the prompt and offers the tools."""
+    fake_openai.reply("Hello there!")
+
+    result = await converse(hass, text="hi", device_id=KITCHEN)
+
+    assert speech_of(result) == "Hello there!"
+    assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
+    assert result.continue_conversation is False
+    (request,) = fake_openai.chat_requests
+    assert request.headers["Authorization"] == "Bearer sk-test-key"
+    assert request.body["model"] == "fake-model"
+    assert request.body["temperature"] == 0.3
+    assert request.body["max_tokens"] == 150
+    assert request.system_prompt.startswith(
+        f"You are the voice of {hass.config.location_name}. Speak to a guest."
+    )
+    turn = SimpleNamespace(
+        text="hi", context=Context(), language="en", device_id=KITCHEN, agent_id=None
+    )
+    assist = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context(DOMAIN, turn))
+    assert assist.api_prompt in request.system_prompt
+    assert request.dialogue == [("user", "hi")]
+    tools = {tool["function"]["name"]: tool for tool in request.body["tools"]}
+    assert any(name.endswith("HassTurnOn") for name in tools)
+    assert set(tools) == {tool.name for tool in assist.tools}
+    for tool in tools.values():
+        assert tool["type"] == "function"
+        assert tool["function"]["parameters"]["type"] == "object"
+
+
+async def test_no_llm_api_means_no_tools_and_no_key_no_header(
+    hass: HomeAssistant, fake_openai: FakeOpenAI
+) -> None:
+    """Without LLM APIs the model gets no tools; without a key no Authorization header."""
+    entry = await _setup_agent(
+        hass, fake_openai, **{CONF_LLM_HASS_API: [], CONF_API_KEY: "", CONF_PROMPT: "Be brief."}
+    )
+    fake_openai.reply("Which room do you mean?")
+
+    result = await converse(hass, text="turn on the light", device_id=KITCHEN)
+
+    (request,) = fake_openai.chat_requests
+    assert "tools" not in request.body
+    assert "Authorization" not in request.headers
+    assert request.system_prompt.startswith("Be brief.")
+    assert "intent tools" not in request.system_prompt
+    # A question reopens the satellite's microphone.
+    assert result.continue_conversation is True
+    assert tracker_of(entry).get(result.conversation_id) is not None
+
+
+async def _setup_agent(hass: HomeAssistant, fake: FakeOpenAI, **data: Any) -> MockConfigEntry:
+    """Set up an `openai` agent with some settings changed."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={
+            CONF_BACKEND: "openai",
+            CONF_BASE_URL: fake.base_url,
+            CONF_MODEL: "fake-model",
+            CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+            **data,
+        },
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    return entry
+
+
+async def _failing_turn_keeps_the_session(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    fake: FakeOpenAI,
+    break_server: Callable[[], Awaitable[None]],
+    repair_server: Callable[[], Awaitable[None]] | None = None,
+) -> str:
+    """Fail the second turn of a session; check nothing is lost; return the apology."""
+    first = await converse(hass, text="what is on my shopping list", device_id=KITCHEN)
+    tracker = tracker_of(entry)
+    session = tracker.get(first.conversation_id)
+    assert session is not None
+    before = list(session.transcript)
+    assert len(before) == 1
+
+    await break_server()
+    failed = await converse(hass, text="and what about tomorrow", device_id=KITCHEN)
+
+    assert failed.response.response_type is intent.IntentResponseType.ERROR
+    assert failed.conversation_id == first.conversation_id
+    assert tracker.get(first.conversation_id) is session
+    assert list(session.transcript) == before
+    assert session.turns == 2
+
+    if repair_server is not None:
+        await repair_server()
+    again = await converse(hass, text="thanks", device_id=KITCHEN)
+    assert again.response.response_type is intent.IntentResponseType.ACTION_DONE
+    assert again.conversation_id == first.conversation_id
+    assert fake.chat_requests[-1].dialogue == [
+        ("user", "what is on my shopping list"),
+        ("assistant", speech_of(first)),
+        ("user", "thanks"),
+    ]
+    return speech_of(failed)
+
+
+def _script(fake: FakeOpenAI, scripting: Callable[[FakeOpenAI], None]) -> Callable[[], Any]:
+    """Return a coroutine function that scripts the fake server."""
+
+    async def _apply() -> None:
+        scripting(fake)
+
+    return _apply
+
+
+@pytest.mark.parametrize(
+    ("scripting", "words"),
+    [
+        pytest.param(lambda f: f.status(401), "did not accept my API key", id="401"),
+        pytest.param(lambda f: f.status(403), "did not accept my API key", id="403"),
+        pytest.param(lambda f: f.status(429), "too many requests", id="429"),
+        pytest.param(lambda f: f.status(500), "server had an error (status 500)", id="500"),
+        pytest.param(lambda f: f.status(503, "busy"), "server had an error (status 503)", id="503"),
+        pytest.param(lambda f: f.status(404), "rejected my request (status 404)", id="404"),
+        pytest.param(lambda f: f.raw(b"<html>oops</html>"), NOT_UNDERSTOOD, id="not-json"),
+        pytest.param(
+            lambda f: f.raw(b'{"object": "chat.completion"}'),
+            NOT_UNDERSTOOD,
+            id="no-choices",
+        ),
+        pytest.param(lambda f: f.raw(b'{"choices": []}'), NOT_UNDERSTOOD, id="empty-choices"),
+        pytest.param(
+            lambda f: f.raw(b'{"choices": [{"message": {"role": "assistant"}}]}'),
+            NOT_UNDERSTOOD,
+            id="no-content",
+        ),
+    ],
+)
+async def test_server_failures_are_apologised_for(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    scripting: Callable[[FakeOpenAI], None],
+    words: str,
+) -> None:
+    """An HTTP error or a malformed answer: a spoken reason, the session intact."""
+    apology = await _failing_turn_keeps_the_session(
+        hass, setup_integration, fake_openai, _script(fake_openai, scripting)
+    )
+
+    assert apology.startswith("Sorry")
+    assert words in apology
+
+
+async def test_refused_connection_is_apologised_for(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """The server is down for one turn and back for the next."""
+    apology = await _failing_turn_keeps_the_session(
+        hass, setup_integration, fake_openai, fake_openai.stop, fake_openai.start
+    )
+
+    assert apology == "Sorry, I can't reach the language model server right now"
+
+
+async def test_slow_server_times_out(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """A reply slower than the request timeout is given up."""
+    with patch("custom_components.home_agent.chat_client.REQUEST_TIMEOUT", 0.2):
+        apology = await _failing_turn_keeps_the_session(
+            hass, setup_integration, fake_openai, _script(fake_openai, lambda f: f.slow(30))
+        )
+
+    assert apology == "Sorry, the language model took too long to answer"
+
+
+async def test_endless_tool_calls_are_cut_off(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """A model that never stops calling tools is stopped after MAX_TOOL_ITERATIONS replies."""
+
+    def endless(fake: FakeOpenAI) -> None:
+        for index in range(MAX_TOOL_ITERATIONS):
+            fake.tool_call("NoSuchTool", {}, call_id=f"call_{index}")
+
+    apology = await _failing_turn_keeps_the_session(
+        hass, setup_integration, fake_openai, _script(fake_openai, endless)
+    )
+
+    assert apology == "Sorry, I got stuck carrying that out and gave up"
+    # One request for the first turn, the capped loop, one for the turn after it.
+    assert len(fake_openai.chat_requests) == 1 + MAX_TOOL_ITERATIONS + 1
+
+
+async def test_tool_failures_are_told_to_the_model(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """Unknown tools, garbled arguments and tool errors go back to the model, as in core."""
+    turn_on = await _tool_name(hass, "HassTurnOn")
+    fake_openai.tool_call("NoSuchTool", {}, call_id="call_unknown")
+    fake_openai.tool_call(turn_on, {"name": "Nonexistent lamp"}, call_id="call_missing")
+    fake_openai.tool_call(turn_on, '{"name": "Lamp"', call_id="call_garbled")
+    fake_openai.reply("I could not find that lamp.")
+
+    result = await converse(hass, text="turn on the lamp", device_id=KITCHEN)
+
+    assert speech_of(result) == "I could not find that lamp."
+    _, second, third, fourth = fake_openai.chat_requests
+    assert second.messages[-2]["tool_calls"][0]["function"]["name"] == "NoSuchTool"
+    unknown = second.messages[-1]
+    assert unknown["role"] == "tool"
+    assert unknown["tool_call_id"] == "call_unknown"
+    assert json.loads(unknown["content"]) == {
+        "error": "HomeAssistantError",
+        "error_text": 'Tool "NoSuchTool" not found',
+    }
+    missing = json.loads(third.messages[-1]["content"])
+    assert third.messages[-1]["tool_call_id"] == "call_missing"
+    assert missing["error"] == "MatchFailedError"
+    assert "Nonexistent lamp" in missing["error_text"]
+    garbled = json.loads(fourth.messages[-1]["content"])
+    assert garbled["error"] == "InvalidArguments"
+    assert garbled["error_text"].startswith("Arguments are not JSON")
+    # Tool traffic is not part of the remembered exchange.
+    session = tracker_of(setup_integration).get(result.conversation_id)
+    assert session is not None
+    assert list(session.transcript) == [("turn on the lamp", "I could not find that lamp.")]
+
+
+async def _tool_name(hass: HomeAssistant, suffix: str) -> str:
+    """Return the name the Assist API gives a tool on this Home Assistant version."""
+    turn = SimpleNamespace(text="", context=Context(), language="en", device_id=None, agent_id=None)
+    assist = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context(DOMAIN, turn))
+    return next(tool.name for tool in assist.tools if tool.name.endswith(suffix))
+
+
+@pytest.mark.parametrize(
+    ("data", "apology"),
+    [
+        pytest.param(
+            {CONF_PROMPT: "Hello {{ ha_name "},
+            "Sorry, there is a problem with my prompt template",
+            id="broken-template",
+        ),
+        pytest.param(
+            {CONF_LLM_HASS_API: ["no_such_api"]},
+            "Sorry, the Home Assistant tools no_such_api are not available",
+            id="missing-llm-api",
+        ),
+    ],
+)
+async def test_broken_settings_are_apologised_for(
+    hass: HomeAssistant, fake_openai: FakeOpenAI, data: dict[str, Any], apology: str
+) -> None:
+    """A broken prompt or a missing LLM API: a spoken reason, and no request is sent."""
+    await _setup_agent(hass, fake_openai, **data)
+
+    result = await converse(hass, text="hello", device_id=KITCHEN)
+
+    assert result.response.response_type is intent.IntentResponseType.ERROR
+    assert speech_of(result) == apology
+    assert fake_openai.chat_requests == []
+
+
+async def test_user_text_is_logged_only_at_debug_level(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What people say (and what the model answers) never reaches logs above debug."""
+    caplog.set_level(logging.DEBUG)
+    fake_openai.reply("Your secret is safe.")
+    fake_openai.status(500, "my secret phrase echoed back")
+
+    await converse(hass, text="my secret phrase", device_id=KITCHEN)
+    await converse(hass, text="my secret phrase again", device_id=KITCHEN)
+
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    louder = [r for r in caplog.records if r.levelno > logging.DEBUG]
+    assert any("my secret phrase" in r.getMessage() for r in debug)
+    assert any("Your secret is safe" in r.getMessage() for r in debug)
+    assert louder  # the failed turn is reported...
+    for record in louder:  # ...without what was said
+        assert "secret" not in record.getMessage()
