@@ -58,13 +58,20 @@ def session_sensor_unique_id(entry_id: str, session_key: str) -> str:
 def key_owner(hass: HomeAssistant, session_key: str) -> KeyOwner:
     """Return the display names behind a key, from the registries and persons."""
     parts = key_parts(session_key)
+    return owner_of(hass, parts.get(DEVICE), parts.get(SATELLITE), parts.get(USER))
+
+
+@callback
+def owner_of(
+    hass: HomeAssistant, device_id: str | None, satellite_id: str | None, user_id: str | None
+) -> KeyOwner:
+    """Return the display names of a device (or satellite) and a person."""
     device: str | None = None
-    if device_id := parts.get(DEVICE):
+    if device_id:
         device = device_name(hass, device_id)
-    elif satellite_id := parts.get(SATELLITE):
+    elif satellite_id:
         device = satellite_name(hass, satellite_id)
-    user = user_name(hass, user_id) if (user_id := parts.get(USER)) else None
-    return KeyOwner(device=device, user=user)
+    return KeyOwner(device=device, user=user_name(hass, user_id) if user_id else None)
 
 
 async def async_key_owner(hass: HomeAssistant, session_key: str) -> KeyOwner:
