@@ -1,0 +1,98 @@
+"""What every measurement needs: a real Home Assistant, statistics, a write counter, a clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+import datetime as dt
+import os
+import statistics
+import tempfile
+from typing import Any
+from unittest.mock import patch
+
+from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory, StepTickTimeFactory, TickingDateTimeFactory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import event as event_helper
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    async_fire_time_changed,
+    async_test_home_assistant,
+)
+
+type Clock = FrozenDateTimeFactory | StepTickTimeFactory | TickingDateTimeFactory
+
+
+@asynccontextmanager
+async def home_assistant() -> AsyncIterator[HomeAssistant]:
+    """Yield a running Home Assistant whose Stores write real files to a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="home-agent-bench-") as config_dir:
+        async with async_test_home_assistant(config_dir=config_dir) as hass:
+            try:
+                yield hass
+            finally:
+                await hass.async_stop(force=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """Median and 99th percentile of a series of timings, in microseconds."""
+
+    median: float
+    p99: float
+    samples: int
+
+    @classmethod
+    def of(cls, nanoseconds: list[int]) -> Spread:
+        """Summarize timings taken with time.perf_counter_ns."""
+        micro = [value / 1000 for value in nanoseconds]
+        return cls(statistics.median(micro), statistics.quantiles(micro, n=100)[98], len(micro))
+
+
+@dataclass(slots=True)
+class Writes:
+    """Files written through Home Assistant's Store, and their size."""
+
+    count: int = 0
+    bytes: int = 0
+
+
+@contextmanager
+def counting_writes() -> Iterator[Writes]:
+    """Count every Store write that reached the disk, and the bytes of the file written."""
+    writes = Writes()
+    original = Store._async_write_data
+
+    async def counted(store: Store[Any], *args: Any) -> None:
+        await original(store, *args)
+        writes.count += 1
+        writes.bytes += await store.hass.async_add_executor_job(os.path.getsize, store.path)
+
+    with patch.object(Store, "_async_write_data", counted):
+        yield writes
+
+
+def _frozen_utcnow() -> dt.datetime:
+    """Return the time freezegun says it is (dt_util.utcnow is a partial it cannot see)."""
+    return dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def simulated_clock(start: dt.datetime) -> Iterator[Clock]:
+    """Freeze wall and loop time at `start`; advance it with `advance`, as the tests do."""
+    with (
+        freeze_time(start) as clock,
+        patch.object(dt_util, "utcnow", _frozen_utcnow),
+        patch.object(event_helper, "time_tracker_utcnow", _frozen_utcnow),
+    ):
+        yield clock
+
+
+async def advance(hass: HomeAssistant, clock: Clock, seconds: float) -> None:
+    """Move the simulated clock on, fire the timers that fell due and wait for their work."""
+    clock.tick(dt.timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()

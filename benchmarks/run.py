@@ -1,0 +1,164 @@
+"""Run every benchmark and print one markdown table: Home Agent against the naive plan.
+
+    scripts/bench                     (sets up .venv first when it is missing)
+    .venv/bin/python -m benchmarks.run
+
+Each measurement runs in its own real Home Assistant (pytest-homeassistant-custom-component's
+test instance, running state, registries loaded); Stores write real files to a temporary
+directory. See benchmarks/README.md for what each row measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import os
+import platform
+import time
+
+from homeassistant.const import __version__ as HA_VERSION
+
+from custom_components.home_agent.const import SAVE_DELAY
+
+from . import restore, turns, writes
+from .harness import Spread, home_assistant
+
+TURNS = 20_000
+NAIVE_TURNS = 2_000
+NAIVE_BUDGET = 4.0
+TARGET_TURN_MICROSECONDS = 20.0
+TARGET_RESTORE_MILLISECONDS = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table."""
+
+    measurement: str
+    home_agent: str
+    naive: str
+    ratio: str
+    target: str = "—"
+    met: str = "—"
+
+
+def _ratio(naive: float, ours: float) -> str:
+    """Return how many times the naive figure is Home Agent's."""
+    if ours == 0:
+        return "—"
+    value = naive / ours
+    return f"×{value:,.0f}" if value >= 10 else f"×{value:.2f}"
+
+
+def _met(ok: bool) -> str:
+    """Return the table's verdict."""
+    return "yes" if ok else "**no**"
+
+
+def _spread(spread: Spread) -> str:
+    """Format a median and p99 in microseconds."""
+    return f"{spread.median:,.1f} / {spread.p99:,.1f} µs"
+
+
+async def _async_turn_rows() -> list[Row]:
+    """Measure (a), the per-turn session overhead, at 10, 1,000 and 10,000 active sessions."""
+    rows = []
+    for sessions in (10, 1_000, 10_000):
+        async with home_assistant() as hass:
+            ours = await turns.async_home_agent(hass, sessions, TURNS)
+        async with home_assistant() as hass:
+            naive = await turns.async_naive(hass, sessions, NAIVE_TURNS, NAIVE_BUDGET)
+        final = sessions == 10_000
+        rows.append(
+            Row(
+                f"a. session overhead per turn, {sessions:,} sessions (median / p99)",
+                _spread(ours),
+                _spread(naive),
+                _ratio(naive.median, ours.median),
+                f"≤ {TARGET_TURN_MICROSECONDS:.0f} µs median" if final else "—",
+                _met(ours.median <= TARGET_TURN_MICROSECONDS) if final else "—",
+            )
+        )
+    return rows
+
+
+async def _async_write_rows() -> list[Row]:
+    """Measure (b), writes and bytes for 1,000 turns over a simulated minute."""
+    ours = await writes.async_home_agent()
+    naive = await writes.async_naive()
+    allowed = writes.writes_allowed()
+    label = f"{writes.TURNS:,} turns from {writes.DEVICES} devices in a simulated minute"
+    return [
+        Row(
+            f"b. storage writes, {label}",
+            f"{ours.count:,}",
+            f"{naive.count:,}",
+            _ratio(naive.count, ours.count),
+            f"≤ {allowed} (one per {SAVE_DELAY:.0f} s save delay + the last)",
+            _met(ours.count <= allowed),
+        ),
+        Row(
+            "b. bytes written, same turns",
+            f"{ours.bytes / 1e6:,.2f} MB",
+            f"{naive.bytes / 1e6:,.2f} MB",
+            _ratio(naive.bytes, ours.bytes),
+        ),
+    ]
+
+
+async def _async_restore_rows() -> list[Row]:
+    """Measure (c), the start-up restore of 10,000 sessions and the memory they keep."""
+    async with home_assistant() as hass:
+        ours = await restore.async_home_agent(hass)
+    async with home_assistant() as hass:
+        naive = await restore.async_naive(hass)
+    sessions = f"{restore.SESSIONS:,} sessions"
+    return [
+        Row(
+            f"c. start-up restore, {sessions} (load + timers re-armed)",
+            f"{ours.milliseconds:,.1f} ms",
+            f"{naive.milliseconds:,.1f} ms",
+            _ratio(naive.milliseconds, ours.milliseconds),
+            f"≤ {TARGET_RESTORE_MILLISECONDS:.0f} ms",
+            _met(ours.milliseconds <= TARGET_RESTORE_MILLISECONDS),
+        ),
+        Row(
+            f"c. memory per session ({restore.EXCHANGES} exchanges each; naive keeps none)",
+            f"{ours.bytes_per_session:,.0f} B",
+            f"{naive.bytes_per_session:,.0f} B",
+            _ratio(naive.bytes_per_session, ours.bytes_per_session),
+        ),
+    ]
+
+
+def _table(rows: list[Row]) -> str:
+    """Render the rows as a markdown table."""
+    lines = [
+        "| measurement | Home Agent | naive plan | naive ÷ Home Agent | target | met? |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    lines += [
+        f"| {r.measurement} | {r.home_agent} | {r.naive} | {r.ratio} | {r.target} | {r.met} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+async def async_main() -> None:
+    """Measure everything and print the table."""
+    started = time.monotonic()
+    rows = await _async_turn_rows()
+    rows += await _async_write_rows()
+    rows += await _async_restore_rows()
+    print(
+        f"Home Assistant {HA_VERSION}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; Stores write real files to a temporary directory."
+    )
+    print()
+    print(_table(rows))
+    print()
+    print(f"Measured in {time.monotonic() - started:.0f} s.")
+
+
+if __name__ == "__main__":
+    asyncio.run(async_main())
