@@ -1,0 +1,49 @@
+"""Diagnostics: the configuration (secrets redacted) and session summaries, never transcripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import __version__ as HA_VERSION
+from homeassistant.core import HomeAssistant
+from homeassistant.loader import async_get_integration
+
+from .const import CONF_API_KEY, CONF_PROMPT, DOMAIN
+from .data import HomeAgentConfigEntry
+
+# The prompt can describe the household; the API key is a secret.
+TO_REDACT = {CONF_API_KEY, CONF_PROMPT}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: HomeAgentConfigEntry
+) -> dict[str, Any]:
+    """Return what helps with a bug report, without what anyone said."""
+    integration = await async_get_integration(hass, DOMAIN)
+    tracker = entry.runtime_data.tracker
+    sessions = tracker.sessions
+    return {
+        "home_assistant_version": HA_VERSION,
+        "integration_version": str(integration.version),
+        "entry": {
+            "title": entry.title,
+            "data": async_redact_data(entry.data, TO_REDACT),
+            "options": async_redact_data(entry.options, TO_REDACT),
+        },
+        "agent_id": tracker.agent_id,
+        "settings": {
+            "session_scope": str(tracker.scope),
+            "session_timeout": tracker.timeout.total_seconds(),
+            "history_max_turns": tracker.max_turns,
+        },
+        "active_sessions": len(sessions),
+        "sessions": [
+            {**session.summary(), "remembered_turns": len(session.transcript)}
+            for session in sessions
+        ],
+        "storage": {
+            "save_pending": tracker.store.save_pending,
+            "writes": tracker.store.writes,
+        },
+    }
