@@ -8,9 +8,18 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .backend import AgentBackend
-from .const import CONF_AGENT_ID, CONF_BACKEND, CONF_HISTORY_MAX_TURNS, DOMAIN, Backend
+from .const import (
+    CONF_AGENT_ID,
+    CONF_API_KEY,
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_HISTORY_MAX_TURNS,
+    DOMAIN,
+    Backend,
+)
 from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
+from .models_api import async_check_endpoint
 from .openai_compatible import OpenAICompatibleBackend
 from .services import async_setup_services
 from .settings import entry_settings, session_scope, session_timeout
@@ -32,6 +41,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     settings = entry_settings(entry)
     backend: AgentBackend
     if settings[CONF_BACKEND] == Backend.OPENAI:
+        await async_check_endpoint(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
         backend = OpenAICompatibleBackend(hass, settings)
     else:
         backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id)
