@@ -9,6 +9,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
+from homeassistant.helpers import icon, translation
 from homeassistant.helpers.service import async_get_all_descriptions
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -307,3 +308,11 @@ async def test_action_description_has_selectors(
     assert set(fields["user_id"]["selector"]) == {"text"}
     assert set(fields["conversation_id"]["selector"]) == {"text"}
     assert not any(field.get("required") for field in fields.values())
+    strings = await translation.async_get_translations(hass, "en", "services", [DOMAIN])
+    prefix = f"component.{DOMAIN}.services.clear_conversation"
+    assert strings[f"{prefix}.name"] == "Clear conversation"
+    for field in fields:
+        assert strings[f"{prefix}.fields.{field}.name"]
+        assert strings[f"{prefix}.fields.{field}.description"]
+    icons = await icon.async_get_icons(hass, "services", [DOMAIN])
+    assert icons[DOMAIN]["clear_conversation"] == {"service": "mdi:chat-remove"}
