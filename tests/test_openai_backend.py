@@ -31,6 +31,7 @@ from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
 from .helpers import converse, setup_entry, tracker_of
+from .pipeline_runs import async_tool_name
 
 KITCHEN = "kitchen-satellite"
 NOT_UNDERSTOOD = "could not understand"
@@ -260,7 +261,7 @@ async def test_tool_failures_are_told_to_the_model(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
     """Unknown tools, garbled arguments and tool errors go back to the model, as in core."""
-    turn_on = await _tool_name(hass, "HassTurnOn")
+    turn_on = await async_tool_name(hass, "HassTurnOn")
     fake_openai.tool_call("NoSuchTool", {}, call_id="call_unknown")
     fake_openai.tool_call(turn_on, {"name": "Nonexistent lamp"}, call_id="call_missing")
     fake_openai.tool_call(turn_on, '{"name": "Lamp"', call_id="call_garbled")
@@ -289,13 +290,6 @@ async def test_tool_failures_are_told_to_the_model(
     session = tracker_of(setup_integration).get(result.conversation_id)
     assert session is not None
     assert list(session.transcript) == [("turn on the lamp", "I could not find that lamp.")]
-
-
-async def _tool_name(hass: HomeAssistant, suffix: str) -> str:
-    """Return the name the Assist API gives a tool on this Home Assistant version."""
-    turn = SimpleNamespace(text="", context=Context(), language="en", device_id=None, agent_id=None)
-    assist = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context(DOMAIN, turn))
-    return next(tool.name for tool in assist.tools if tool.name.endswith(suffix))
 
 
 @pytest.mark.parametrize(

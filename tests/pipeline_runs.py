@@ -1,0 +1,136 @@
+"""Drive Home Assistant's assist pipeline over its websocket API, as a voice satellite's turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.const import Platform
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import llm
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket
+
+from custom_components.home_agent.compat import llm_context
+from custom_components.home_agent.const import DOMAIN
+
+BED_LIGHT = "light.bed_light"
+
+
+@dataclass(slots=True, frozen=True)
+class PipelineRun:
+    """The events of one text pipeline run, intent stage only."""
+
+    events: list[dict[str, Any]]
+
+    def _data(self, event_type: str) -> dict[str, Any]:
+        """Return the data of the event of a type."""
+        data: dict[str, Any] = next(e["data"] for e in self.events if e["type"] == event_type)
+        return data
+
+    @property
+    def handed_id(self) -> str:
+        """Return the conversation id the pipeline handed the agent (intent-start)."""
+        conversation_id: str = self._data("intent-start")["conversation_id"]
+        return conversation_id
+
+    @property
+    def conversation_id(self) -> str:
+        """Return the conversation id the agent answered with (intent-end)."""
+        conversation_id: str = self._data("intent-end")["intent_output"]["conversation_id"]
+        return conversation_id
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """Return the agent's intent response."""
+        response: dict[str, Any] = self._data("intent-end")["intent_output"]["response"]
+        return response
+
+    @property
+    def speech(self) -> str:
+        """Return what the agent said."""
+        speech: str = self.response["speech"]["plain"]["speech"]
+        return speech
+
+
+async def async_setup_assist_pipeline(hass: HomeAssistant) -> None:
+    """Set up assist_pipeline (before any websocket client freezes the HTTP routes)."""
+    assert await async_setup_component(hass, "assist_pipeline", {})
+
+
+async def async_create_pipeline(client: MockHAClientWebSocket, conversation_engine: str) -> str:
+    """Create a pipeline answered by an agent; return its id."""
+    await client.send_json_auto_id(
+        {
+            "type": "assist_pipeline/pipeline/create",
+            "name": "Home Agent voice",
+            "language": "en",
+            "conversation_engine": conversation_engine,
+            "conversation_language": "en",
+            "stt_engine": None,
+            "stt_language": None,
+            "tts_engine": None,
+            "tts_language": None,
+            "tts_voice": None,
+            "wake_word_entity": None,
+            "wake_word_id": None,
+        }
+    )
+    message = await client.receive_json()
+    assert message["success"], message
+    pipeline_id: str = message["result"]["id"]
+    return pipeline_id
+
+
+async def async_run_text(
+    client: MockHAClientWebSocket,
+    pipeline_id: str,
+    text: str,
+    *,
+    device_id: str,
+    conversation_id: str | None = None,
+) -> PipelineRun:
+    """Run the intent stage for a device the way a satellite's turn reaches the agent."""
+    await client.send_json_auto_id(
+        {
+            "type": "assist_pipeline/run",
+            "start_stage": "intent",
+            "end_stage": "intent",
+            "input": {"text": text},
+            "pipeline": pipeline_id,
+            "conversation_id": conversation_id,
+            "device_id": device_id,
+        }
+    )
+    message = await client.receive_json()
+    assert message["success"], message
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["type"] != "run-end":
+        message = await client.receive_json()
+        events.append(message["event"])
+    assert "error" not in [e["type"] for e in events], events
+    return PipelineRun(events)
+
+
+async def async_setup_demo_lights(hass: HomeAssistant) -> None:
+    """Set up the demo lights only, exposed to voice assistants."""
+    entry = MockConfigEntry(domain="demo")
+    entry.add_to_hass(hass)
+    with patch(
+        "homeassistant.components.demo.COMPONENTS_WITH_CONFIG_ENTRY_DEMO_PLATFORM",
+        [Platform.LIGHT],
+    ):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", BED_LIGHT, True)
+
+
+async def async_tool_name(hass: HomeAssistant, suffix: str) -> str:
+    """Return the name the Assist API gives a tool on this Home Assistant version."""
+    turn = SimpleNamespace(text="", context=Context(), language="en", device_id=None, agent_id=None)
+    assist = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context(DOMAIN, turn))
+    return next(tool.name for tool in assist.tools if tool.name.endswith(suffix))
