@@ -13,7 +13,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket
+from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
 
 from custom_components.home_agent.compat import llm_context
 from custom_components.home_agent.const import DOMAIN
@@ -55,6 +55,18 @@ class PipelineRun:
         """Return what the agent said."""
         speech: str = self.response["speech"]["plain"]["speech"]
         return speech
+
+
+@dataclass(slots=True)
+class Voice:
+    """A pipeline answered by Home Agent, and a websocket to run it."""
+
+    client: MockHAClientWebSocket
+    pipeline_id: str
+
+    async def say(self, text: str, device_id: str) -> PipelineRun:
+        """Speak a sentence on a satellite."""
+        return await async_run_text(self.client, self.pipeline_id, text, device_id=device_id)
 
 
 async def async_setup_assist_pipeline(hass: HomeAssistant) -> None:
@@ -134,3 +146,12 @@ async def async_tool_name(hass: HomeAssistant, suffix: str) -> str:
     turn = SimpleNamespace(text="", context=Context(), language="en", device_id=None, agent_id=None)
     assist = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context(DOMAIN, turn))
     return next(tool.name for tool in assist.tools if tool.name.endswith(suffix))
+
+
+async def async_voice(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, conversation_engine: str
+) -> Voice:
+    """Set up a voice pipeline answered by an agent, and a websocket to run it."""
+    await async_setup_assist_pipeline(hass)
+    client = await hass_ws_client(hass)
+    return Voice(client, await async_create_pipeline(client, conversation_engine))

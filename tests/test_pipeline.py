@@ -6,7 +6,6 @@ Assistant's own chat session has lapsed: the pipeline hands the agent a fresh id
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -42,12 +41,13 @@ from .fake_openai import FakeOpenAI
 from .helpers import AGENT_ENTITY_ID, make_device, setup_entry, tracker_of
 from .pipeline_runs import (
     BED_LIGHT,
-    PipelineRun,
+    Voice,
     async_create_pipeline,
     async_run_text,
     async_setup_assist_pipeline,
     async_setup_demo_lights,
     async_tool_name,
+    async_voice,
 )
 
 TIMEOUT = timedelta(seconds=3600)
@@ -65,26 +65,12 @@ def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
-class Voice:
-    """A pipeline answered by Home Agent, and a websocket to run it."""
-
-    client: MockHAClientWebSocket
-    pipeline_id: str
-
-    async def say(self, text: str, device_id: str) -> PipelineRun:
-        """Speak a sentence on a satellite."""
-        return await async_run_text(self.client, self.pipeline_id, text, device_id=device_id)
-
-
 @pytest.fixture
 async def voice(
     hass: HomeAssistant, setup_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
 ) -> Voice:
     """Return the voice pipeline of the agent under test."""
-    await async_setup_assist_pipeline(hass)
-    client = await hass_ws_client(hass)
-    return Voice(client, await async_create_pipeline(client, AGENT_ENTITY_ID))
+    return await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
 
 
 async def test_follow_up_on_one_device_carries_the_first_exchange(

@@ -1,0 +1,129 @@
+"""Backend `agent` through the real assist pipeline: the built-in agent, and an LLM agent."""
+
+from __future__ import annotations
+
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.home_agent.const import (
+    CONF_AGENT_ID,
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_LLM_HASS_API,
+    CONF_MODEL,
+    DOMAIN,
+)
+
+from .fake_openai import FakeOpenAI
+from .helpers import AGENT_ENTITY_ID, make_device, setup_entry, tracker_of
+from .pipeline_runs import BED_LIGHT, async_setup_demo_lights, async_voice
+
+LLM_AGENT_ID = "conversation.llm_agent"
+
+
+async def test_built_in_agent_switches_a_light_in_one_session(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Assist turns the light on, then off; both wake words belong to one conversation."""
+    await async_setup_demo_lights(hass)
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    kitchen = make_device(hass, "Kitchen satellite")
+
+    on = await voice.say("turn on the bed light", kitchen)
+    assert hass.states.get(BED_LIGHT).state == STATE_ON
+    off = await voice.say("turn off the bed light", kitchen)
+    assert hass.states.get(BED_LIGHT).state == STATE_OFF
+
+    assert on.response["response_type"] == "action_done"
+    assert off.response["response_type"] == "action_done"
+    assert on.handed_id != off.handed_id
+    assert on.conversation_id == off.conversation_id
+    session = tracker_of(setup_integration).get(on.conversation_id)
+    assert session is not None
+    assert [exchange.user for exchange in session.transcript] == [
+        "turn on the bed light",
+        "turn off the bed light",
+    ]
+    assert [exchange.assistant for exchange in session.transcript] == [on.speech, off.speech]
+
+
+@pytest.fixture
+async def llm_agent(hass: HomeAssistant, fake_openai: FakeOpenAI) -> MockConfigEntry:
+    """Set up an `openai` Home Agent (conversation.llm_agent) on the fake server."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="LLM agent",
+        data={
+            CONF_BACKEND: "openai",
+            CONF_BASE_URL: fake_openai.base_url,
+            CONF_MODEL: "fake-model",
+            CONF_LLM_HASS_API: [],
+        },
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    assert hass.states.get(LLM_AGENT_ID) is not None
+    return entry
+
+
+@pytest.fixture
+async def delegating_agent(hass: HomeAssistant, llm_agent: MockConfigEntry) -> MockConfigEntry:
+    """Set up the agent under test (conversation.home_agent), delegating to the LLM agent."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={CONF_BACKEND: "agent", CONF_AGENT_ID: LLM_AGENT_ID},
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    return entry
+
+
+async def test_llm_agent_gets_the_transcript_as_extra_system_prompt(
+    hass: HomeAssistant,
+    delegating_agent: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """The delegate's system prompt tells it what was said earlier in the session."""
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    kitchen = make_device(hass, "Kitchen satellite")
+    fake_openai.reply("Noted, your locker is 42.")
+    fake_openai.reply("It is 42.")
+
+    first = await voice.say("my locker number is 42", kitchen)
+    second = await voice.say("what is my locker number", kitchen)
+
+    assert first.speech == "Noted, your locker is 42."
+    assert second.speech == "It is 42."
+    assert second.conversation_id == first.conversation_id
+    assert "my locker number is 42" not in fake_openai.chat_requests[0].system_prompt
+    system_prompt = fake_openai.chat_requests[1].system_prompt
+    assert "User: my locker number is 42" in system_prompt
+    assert "Assistant: Noted, your locker is 42." in system_prompt
+
+
+async def test_a_failing_delegate_is_not_remembered(
+    hass: HomeAssistant,
+    delegating_agent: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """The delegate's apology is spoken; the session keeps only the answered turns."""
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    kitchen = make_device(hass, "Kitchen satellite")
+    fake_openai.reply("Hello!")
+    fake_openai.status(429)
+
+    first = await voice.say("hello", kitchen)
+    failed = await voice.say("tell me a joke", kitchen)
+
+    assert failed.response["response_type"] == "error"
+    assert "too many requests" in failed.speech
+    assert failed.conversation_id == first.conversation_id
+    session = tracker_of(delegating_agent).get(first.conversation_id)
+    assert session is not None
+    assert list(session.transcript) == [("hello", "Hello!")]
