@@ -14,6 +14,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import intent, llm
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import voluptuous as vol
 
 from custom_components.home_agent.compat import llm_context
 from custom_components.home_agent.const import (
@@ -341,3 +342,72 @@ async def test_user_text_is_logged_only_at_debug_level(
     assert louder  # the failed turn is reported...
     for record in louder:  # ...without what was said
         assert "secret" not in record.getMessage()
+
+
+class _NotesTool(llm.Tool):
+    """A tool of the test's own LLM API that records its calls."""
+
+    integration = "test"
+
+    def __init__(self, name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+        """Name the tool and where its calls go."""
+        self.name = name
+        self.description = f"Test tool {name}"
+        self.parameters = vol.Schema({vol.Optional("number"): int})
+        self._calls = calls
+
+    async def async_call(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> Any:
+        """Record the call and answer."""
+        self._calls.append((self.name, tool_input.tool_args))
+        data = {"noted": tool_input.tool_args.get("number")}
+        # Home Assistant 2026.10+ expects a ToolResult.
+        result_type = getattr(llm, "ToolResult", None)
+        return result_type(data=data) if result_type else data
+
+
+class _NotesAPI(llm.API):
+    """An LLM API whose tools record their calls."""
+
+    def __init__(self, hass: HomeAssistant, tools: list[llm.Tool]) -> None:
+        """Register under the id `notes`."""
+        super().__init__(hass=hass, id="notes", name="Notes")
+        self._tools = tools
+
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        """Offer the tools with a prompt of their own."""
+        return llm.APIInstance(
+            api=self,
+            api_prompt="Write notes with the notes tools.",
+            llm_context=llm_context,
+            tools=self._tools,
+        )
+
+
+async def test_tools_of_several_apis_go_to_the_api_that_owns_them(
+    hass: HomeAssistant, fake_openai: FakeOpenAI
+) -> None:
+    """Two LLM APIs: both prompts, all tools offered, each call answered by its own API."""
+    await _setup_agent(hass, fake_openai, **{CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, "notes"]})
+    turn_on = await async_tool_name(hass, "HassTurnOn")
+    calls: list[tuple[str, dict[str, Any]]] = []
+    # The second tool has the same name as one of the Assist API's tools.
+    unregister = llm.async_register_api(
+        hass, _NotesAPI(hass, [_NotesTool("TakeNote", calls), _NotesTool(turn_on, calls)])
+    )
+    fake_openai.tool_call("TakeNote", {"number": 7}, call_id="call_note")
+    fake_openai.tool_call(f"notes__{turn_on}", {"number": 8}, call_id="call_clash")
+    fake_openai.reply("Noted twice.")
+
+    result = await converse(hass, text="note 7 and 8", device_id=KITCHEN)
+    unregister()
+
+    assert speech_of(result) == "Noted twice."
+    assert calls == [("TakeNote", {"number": 7}), (turn_on, {"number": 8})]
+    first, second, third = fake_openai.chat_requests
+    offered = {tool["function"]["name"] for tool in first.body["tools"]}
+    assert {"TakeNote", turn_on, f"notes__{turn_on}"} <= offered
+    assert "Write notes with the notes tools." in first.system_prompt
+    assert json.loads(second.messages[-1]["content"]) == {"noted": 7}
+    assert json.loads(third.messages[-1]["content"]) == {"noted": 8}

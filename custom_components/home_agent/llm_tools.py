@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import cache
 import importlib
 from typing import Any
 
@@ -19,6 +19,7 @@ from .const import DOMAIN
 _UNSUPPORTED_TOP_LEVEL_KEYS = frozenset({"oneOf", "anyOf", "allOf"})
 
 
+@cache
 def _schema_converter() -> Callable[..., dict[str, Any]]:
     """Return the function that turns a tool's schema into JSON schema, as core does."""
     # Home Assistant 2026.9+ replaced voluptuous with probatio (imported here under
@@ -36,13 +37,14 @@ def tool_parameters(schema: Any, custom_serializer: Callable[[Any], Any] | None)
     return {k: v for k, v in converted.items() if k not in _UNSUPPORTED_TOP_LEVEL_KEYS}
 
 
-@dataclass(slots=True)
 class ToolBox:
     """The tools of the selected LLM APIs, each call routed to the API that owns it."""
 
-    apis: list[llm.APIInstance] = field(default_factory=list)
-    # Name shown to the model -> the API instance and the tool's own name.
-    _owners: dict[str, tuple[llm.APIInstance, llm.Tool]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        """Start without any API."""
+        self.apis: list[llm.APIInstance] = []
+        # Name shown to the model -> the API instance and the tool.
+        self._owners: dict[str, tuple[llm.APIInstance, llm.Tool]] = {}
 
     @property
     def prompts(self) -> list[str]:
