@@ -199,6 +199,11 @@ def _script(fake: FakeOpenAI, scripting: Callable[[FakeOpenAI], None]) -> Callab
             NOT_UNDERSTOOD,
             id="no-content",
         ),
+        pytest.param(
+            lambda f: f.raw(b'{"choices": [{"message": {"role": "assistant", "content": 42}}]}'),
+            NOT_UNDERSTOOD,
+            id="content-not-text",
+        ),
     ],
 )
 async def test_server_failures_are_apologised_for(
@@ -266,12 +271,13 @@ async def test_tool_failures_are_told_to_the_model(
     fake_openai.tool_call("NoSuchTool", {}, call_id="call_unknown")
     fake_openai.tool_call(turn_on, {"name": "Nonexistent lamp"}, call_id="call_missing")
     fake_openai.tool_call(turn_on, '{"name": "Lamp"', call_id="call_garbled")
+    fake_openai.tool_call(turn_on, '["Lamp"]', call_id="call_list")
     fake_openai.reply("I could not find that lamp.")
 
     result = await converse(hass, text="turn on the lamp", device_id=KITCHEN)
 
     assert speech_of(result) == "I could not find that lamp."
-    _, second, third, fourth = fake_openai.chat_requests
+    _, second, third, fourth, fifth = fake_openai.chat_requests
     assert second.messages[-2]["tool_calls"][0]["function"]["name"] == "NoSuchTool"
     unknown = second.messages[-1]
     assert unknown["role"] == "tool"
@@ -287,6 +293,10 @@ async def test_tool_failures_are_told_to_the_model(
     garbled = json.loads(fourth.messages[-1]["content"])
     assert garbled["error"] == "InvalidArguments"
     assert garbled["error_text"].startswith("Arguments are not JSON")
+    assert json.loads(fifth.messages[-1]["content"]) == {
+        "error": "InvalidArguments",
+        "error_text": "Arguments must be a JSON object",
+    }
     # Tool traffic is not part of the remembered exchange.
     session = tracker_of(setup_integration).get(result.conversation_id)
     assert session is not None
@@ -411,3 +421,22 @@ async def test_tools_of_several_apis_go_to_the_api_that_owns_them(
     assert "Write notes with the notes tools." in first.system_prompt
     assert json.loads(second.messages[-1]["content"]) == {"noted": 7}
     assert json.loads(third.messages[-1]["content"]) == {"noted": 8}
+
+
+async def test_tool_arguments_sent_as_an_object_are_accepted(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """Some servers send arguments as an object and no call id; the tool still runs."""
+    turn_on = await async_tool_name(hass, "HassTurnOn")
+    call = {"type": "function", "function": {"name": turn_on, "arguments": {"name": "Attic"}}}
+    fake_openai.raw(
+        json.dumps({"choices": [{"message": {"role": "assistant", "tool_calls": [call]}}]}).encode()
+    )
+    fake_openai.reply("There is no attic light.")
+
+    result = await converse(hass, text="attic light on", device_id=KITCHEN)
+
+    assert speech_of(result) == "There is no attic light."
+    tool_message = fake_openai.chat_requests[1].messages[-1]
+    assert tool_message["tool_call_id"] == "call_0"
+    assert "Attic" in json.loads(tool_message["content"])["error_text"]
