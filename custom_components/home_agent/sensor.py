@@ -113,8 +113,9 @@ class KeySessionSensors:
 
     async def async_add_keys(self, session_keys: Iterable[str]) -> None:
         """Add a sensor for each key that has none yet."""
-        new = [key for key in dict.fromkeys(session_keys) if key not in self._known]
-        new = [key for key in new if has_owner(key)]
+        new = [
+            key for key in dict.fromkeys(session_keys) if key not in self._known and has_owner(key)
+        ]
         # Claimed before the name lookups, so a concurrent change does not add a twin.
         self._known.update(new)
         owners = await asyncio.gather(*(async_key_owner(self.hass, key) for key in new))
