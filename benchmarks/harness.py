@@ -15,7 +15,7 @@ from unittest.mock import patch
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory, StepTickTimeFactory, TickingDateTimeFactory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import event as event_helper
+from homeassistant.helpers import event as event_helper, frame
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
@@ -31,6 +31,8 @@ async def home_assistant() -> AsyncIterator[HomeAssistant]:
     """Yield a running Home Assistant whose Stores write real files to a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="home-agent-bench-") as config_dir:
         async with async_test_home_assistant(config_dir=config_dir) as hass:
+            # As the `hass` fixture does: integrations report through the frame helper.
+            frame.async_setup(hass)
             try:
                 yield hass
             finally:

@@ -4,17 +4,29 @@ A minimal but faithful copy of the plan's `ConversationSessionManager` (Phase 1)
 how its agent uses it in a turn (Phase 2, the `conversation_id is None` branch: the voice
 case the plan was written for). Only what the benchmarks exercise is kept; the method
 bodies are the plan's. It lives here, never in the integration.
+
+In a real pipeline run the agent never receives `conversation_id=None`, so the plan as
+written would take its other branch and never find or save a session at all; the
+baseline measures the design as intended instead.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Awaitable, Callable
 import logging
 import time
 from typing import Any
 
+from homeassistant.components import conversation
+from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
+
+from custom_components.home_agent.backend import AgentBackend, Answer
+from custom_components.home_agent.session import Exchange, Session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,13 +130,14 @@ class ConversationSessionManager:
             _LOGGER.info("Cleaned up %d expired sessions", len(expired_keys))
 
 
-async def async_naive_turn(
+async def async_naive_turn[T](
     manager: ConversationSessionManager,
+    answer: Callable[[str], Awaitable[T]],
     *,
     device_id: str | None = None,
     user_id: str | None = None,
-) -> str:
-    """Do the session work of one turn as the plan's agent does (before and after answering)."""
+) -> tuple[str, T]:
+    """Do one turn's session work as the plan's agent does, around `answer(conversation_id)`."""
     conversation_id = manager.get_conversation_id(user_id=user_id, device_id=device_id)
     if not conversation_id:
         conversation_id = ulid_now()
@@ -132,6 +145,71 @@ async def async_naive_turn(
             "Created new conversation %s for user=%s device=%s", conversation_id, user_id, device_id
         )
         await manager.set_conversation_id(conversation_id, user_id=user_id, device_id=device_id)
-    # ... the model answers here; then, after the history is saved:
+    answered = await answer(conversation_id)
+    # After the history is saved, the plan records the activity (and saves again).
     await manager.update_activity(user_id=user_id, device_id=device_id)
-    return conversation_id
+    return conversation_id, answered
+
+
+async def async_no_answer(_conversation_id: str) -> None:
+    """Answer nothing: for measuring the session work alone."""
+
+
+class NaiveAgentEntity(conversation.ConversationEntity):
+    """The plan's agent: its session handling around the same backend Home Agent uses.
+
+    The plan keeps the history in memory (its conversation manager), by conversation id.
+    """
+
+    _attr_name = "Naive plan"
+    _attr_unique_id = "bench_naive_plan"
+    _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+
+    def __init__(
+        self, manager: ConversationSessionManager, backend: AgentBackend, max_turns: int
+    ) -> None:
+        """Answer with `backend`; keep up to `max_turns` exchanges per conversation."""
+        self._manager = manager
+        self._backend = backend
+        self._max_turns = max_turns
+        self._history: dict[str, deque[Exchange]] = {}
+
+    @property
+    def supported_languages(self) -> str:
+        """Answer in any language."""
+        return MATCH_ALL
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer a turn within the device's (or user's) conversation."""
+
+        async def answer(conversation_id: str) -> Answer:
+            history = self._history.setdefault(conversation_id, deque(maxlen=self._max_turns))
+            now = dt_util.utcnow()
+            session = Session(
+                conversation_id=conversation_id,
+                session_key=user_input.device_id or str(user_input.context.user_id),
+                device_id=user_input.device_id,
+                satellite_id=None,
+                user_id=user_input.context.user_id,
+                started_at=now,
+                last_activity=now,
+                expires_at=now,
+                transcript=history,
+            )
+            reply = await self._backend.async_answer(user_input, session)
+            history.append(Exchange(user_input.text, reply.speech))
+            return reply
+
+        conversation_id, reply = await async_naive_turn(
+            self._manager,
+            answer,
+            device_id=user_input.device_id,
+            user_id=user_input.context.user_id,
+        )
+        return conversation.ConversationResult(
+            response=reply.response,
+            conversation_id=conversation_id,
+            continue_conversation=reply.continue_conversation,
+        )

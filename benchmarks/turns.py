@@ -16,7 +16,7 @@ from custom_components.home_agent.session import Exchange
 from custom_components.home_agent.tracker import SessionTracker
 
 from .harness import Spread
-from .naive import ConversationSessionManager, async_naive_turn
+from .naive import ConversationSessionManager, async_naive_turn, async_no_answer
 
 EXCHANGE = Exchange("turn on the living room lights", "The living room lights are on.")
 WARM_UP = 200
@@ -79,7 +79,7 @@ async def async_naive(hass: HomeAssistant, sessions: int, turns: int, budget: fl
     deadline = time.monotonic() + budget
     for device_id in devices:
         start = time.perf_counter_ns()
-        await async_naive_turn(manager, device_id=device_id)
+        await async_naive_turn(manager, async_no_answer, device_id=device_id)
         timings.append(time.perf_counter_ns() - start)
         if time.monotonic() > deadline and len(timings) >= WARM_UP // 10 + 100:
             break

@@ -12,7 +12,7 @@ from custom_components.home_agent.const import SAVE_DELAY, SessionScope
 from custom_components.home_agent.tracker import SessionTracker
 
 from .harness import Clock, Writes, advance, counting_writes, home_assistant, simulated_clock
-from .naive import ConversationSessionManager, async_naive_turn
+from .naive import ConversationSessionManager, async_naive_turn, async_no_answer
 from .turns import EXCHANGE
 
 TURNS = 1000
@@ -67,7 +67,7 @@ async def _async_naive_turns(hass: HomeAssistant, clock: Clock) -> None:
     """Send the turns to the naive manager a simulated 60 ms apart."""
     manager = ConversationSessionManager(hass)
     for n in range(TURNS):
-        await async_naive_turn(manager, device_id=f"device-{n % DEVICES}")
+        await async_naive_turn(manager, async_no_answer, device_id=f"device-{n % DEVICES}")
         await advance(hass, clock, MINUTE / TURNS)
     await advance(hass, clock, SAVE_DELAY + 1)
     assert len(manager.sessions) == DEVICES
