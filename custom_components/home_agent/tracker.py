@@ -308,11 +308,16 @@ class SessionTracker:
             unsub()
 
     def _touch(self, session: Session) -> None:
-        """Record activity: push the expiry out and re-arm the timer."""
+        """Record activity: push the expiry out."""
         now = dt_util.utcnow()
+        previous = session.expires_at
         session.last_activity = now
         session.expires_at = now + self.timeout
-        self._arm(session)
+        # An armed timer that fires no later than the new expiry is kept: _async_expire
+        # re-arms it for the rest. That spares a new timer on every turn; only a clock
+        # stepped backwards (an earlier expiry) needs one now.
+        if session.expires_at < previous or session.conversation_id not in self._timers:
+            self._arm(session)
         self.store.async_schedule_save()
         self._notify(session, SessionChange.ACTIVITY)
 
