@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_test_home_assistant,
+)
 
 from custom_components.home_agent.tracker import SessionTracker
 
 AGENT_ENTITY_ID = "conversation.home_agent"
+# What every session event carries (the public contract); expired/cleared add "reason".
+SUMMARY_KEYS = frozenset(
+    {
+        "conversation_id",
+        "session_key",
+        "device_id",
+        "satellite_id",
+        "user_id",
+        "started_at",
+        "last_activity",
+        "expires_at",
+        "turns",
+    }
+)
+EVENT_KEYS = SUMMARY_KEYS | {"entry_id", "agent_id"}
 
 
 async def converse(
@@ -56,3 +78,25 @@ async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
     assert await async_setup_component(hass, "conversation", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+
+
+@asynccontextmanager
+async def async_restarted(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> AsyncIterator[tuple[HomeAssistant, MockConfigEntry]]:
+    """Stop `hass`, then start a second Home Assistant on the same storage with the entry set up."""
+    await hass.async_stop(force=True)
+    async with async_test_home_assistant(config_dir=hass.config.config_dir) as hass2:
+        hass2.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # what enable_custom_integrations does
+        entry2 = MockConfigEntry(
+            domain=entry.domain,
+            entry_id=entry.entry_id,
+            title=entry.title,
+            data=dict(entry.data),
+            options=dict(entry.options),
+        )
+        entry2.add_to_hass(hass2)
+        try:
+            yield hass2, entry2
+        finally:
+            await hass2.async_stop(force=True)

@@ -9,7 +9,6 @@ from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant import loader
 from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.helpers import issue_registry as ir, storage
@@ -20,7 +19,6 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
-    async_test_home_assistant,
 )
 
 from custom_components.home_agent.const import (
@@ -30,7 +28,7 @@ from custom_components.home_agent.const import (
     SAVE_RETRY_DELAY,
 )
 
-from .helpers import converse, setup_entry, tracker_of
+from .helpers import async_restarted, converse, setup_entry, tracker_of
 
 # Captured before phcc's hass_storage patches it, to read real files in corrupt-file tests.
 REAL_STORE_LOAD = storage.Store._async_load
@@ -75,18 +73,7 @@ async def test_restart_continues_with_the_remaining_time(
     first = await converse(hass, text="what time is it", device_id="dev-kitchen")
     started = dt_util.utcnow()
     freezer.tick(timedelta(minutes=20))
-    await hass.async_stop(force=True)
-
-    async with async_test_home_assistant(config_dir=hass.config.config_dir) as hass2:
-        hass2.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # what enable_custom_integrations does
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            entry_id=setup_integration.entry_id,
-            title=setup_integration.title,
-            data=dict(setup_integration.data),
-            options=dict(setup_integration.options),
-        )
-        entry.add_to_hass(hass2)
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
         expired = async_capture_events(hass2, EVENT_SESSION_EXPIRED)
         await setup_entry(hass2, entry)
 
@@ -109,7 +96,6 @@ async def test_restart_continues_with_the_remaining_time(
         async_fire_time_changed(hass2)
         await hass2.async_block_till_done()
         assert len(expired) == 1
-        await hass2.async_stop(force=True)
 
 
 async def test_sessions_that_ran_out_while_stopped_expire_once(

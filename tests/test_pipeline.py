@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant import loader
 from homeassistant.auth.const import GROUP_ID_ADMIN
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
@@ -21,7 +20,6 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
     async_fire_time_changed,
-    async_test_home_assistant,
 )
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
 
@@ -38,7 +36,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, setup_entry, tracker_of
+from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry, tracker_of
 from .pipeline_runs import (
     BED_LIGHT,
     Voice,
@@ -194,18 +192,7 @@ async def test_restart_between_two_turns_keeps_the_context(
     kitchen = make_device(hass, "Kitchen satellite")
     before = await voice.say("my parking spot is C7", kitchen)
     await _close(hass, voice.client)
-    await hass.async_stop(force=True)
-
-    async with async_test_home_assistant(config_dir=hass.config.config_dir) as hass2:
-        hass2.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # what enable_custom_integrations does
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            entry_id=setup_integration.entry_id,
-            title=setup_integration.title,
-            data=dict(setup_integration.data),
-            options=dict(setup_integration.options),
-        )
-        entry.add_to_hass(hass2)
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
         await setup_entry(hass2, entry)
         await async_setup_assist_pipeline(hass2)
         client = await hass_ws_client(hass2, await _access_token(hass2))
@@ -220,7 +207,6 @@ async def test_restart_between_two_turns_keeps_the_context(
             ("user", "where did I park"),
         ]
         await _close(hass2, client)
-        await hass2.async_stop(force=True)
 
 
 async def _access_token(hass: HomeAssistant) -> str:

@@ -27,21 +27,10 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.home_agent.const import CONF_SESSION_SCOPE, DOMAIN
 
-from .helpers import converse, make_device, setup_entry, tracker_of
+from .helpers import SUMMARY_KEYS, converse, make_device, setup_entry, tracker_of
 
 COUNT = "sensor.home_agent_active_conversations"
 KITCHEN = "sensor.home_agent_kitchen_satellite_conversation"
-SUMMARY_KEYS = {
-    "conversation_id",
-    "session_key",
-    "device_id",
-    "satellite_id",
-    "user_id",
-    "started_at",
-    "last_activity",
-    "expires_at",
-    "turns",
-}
 SESSION_ATTRIBUTES = {"turns", "started_at", "last_activity", "expires_at"}
 TIMEOUT = timedelta(hours=1)
 # Understood by the built-in agent, so the turn is remembered in the transcript.

@@ -26,22 +26,8 @@ from custom_components.home_agent.const import (
     SAVE_DELAY,
 )
 
-from .helpers import AGENT_ENTITY_ID, converse, make_device, setup_entry, tracker_of
+from .helpers import AGENT_ENTITY_ID, EVENT_KEYS, converse, make_device, setup_entry, tracker_of
 
-EVENT_KEYS = {
-    "entry_id",
-    "agent_id",
-    "conversation_id",
-    "session_key",
-    "device_id",
-    "satellite_id",
-    "user_id",
-    "started_at",
-    "last_activity",
-    "expires_at",
-    "turns",
-    "reason",
-}
 SECRET = "what is the date today"  # understood by the built-in agent, so it is remembered
 
 
@@ -88,7 +74,7 @@ async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
 
     assert SECRET not in stored_text(hass_storage, setup_integration)
     assert len(cleared) == 1
-    assert set(cleared[0].data) == EVENT_KEYS
+    assert set(cleared[0].data) == EVENT_KEYS | {"reason"}
     assert cleared[0].data["conversation_id"] == first.conversation_id
     assert cleared[0].data["device_id"] == kitchen
     assert cleared[0].data["agent_id"] == AGENT_ENTITY_ID

@@ -28,21 +28,8 @@ from custom_components.home_agent.const import (
     EVENT_SESSION_STARTED,
 )
 
-from .helpers import converse, make_device, setup_entry, tracker_of
+from .helpers import EVENT_KEYS, converse, make_device, setup_entry, tracker_of
 
-EVENT_KEYS = {
-    "entry_id",
-    "agent_id",
-    "conversation_id",
-    "session_key",
-    "device_id",
-    "satellite_id",
-    "user_id",
-    "started_at",
-    "last_activity",
-    "expires_at",
-    "turns",
-}
 TIMEOUT = timedelta(seconds=3600)
 # A 26-character id of the kind Home Assistant's pipeline hands over after its own
 # chat session lapsed: unknown to Home Agent.
