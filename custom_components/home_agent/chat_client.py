@@ -15,6 +15,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import DOMAIN, LOGGER
+from .models_api import auth_headers, normalize_base_url
 
 # Seconds a model may take for one reply before the turn is given up.
 REQUEST_TIMEOUT = 60.0
@@ -120,8 +121,8 @@ async def async_chat_completion(
     hass: HomeAssistant, base_url: str, api_key: str | None, payload: dict[str, Any]
 ) -> ChatReply:
     """POST {base_url}/chat/completions and return the model's message."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    url = f"{base_url.rstrip('/')}/chat/completions"
+    headers = auth_headers(api_key)
+    url = f"{normalize_base_url(base_url)}/chat/completions"
     session = async_get_clientsession(hass)
     with translated_transport_errors():
         async with session.post(
