@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -104,6 +105,9 @@ async def _async_measure(
     try:
         before = tracemalloc.get_traced_memory()[0]
         restored = await restore()
+        # The loop still holds the finished load (the raw file data) until it runs on.
+        for _ in range(3):
+            await asyncio.sleep(0)
         gc.collect()
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
