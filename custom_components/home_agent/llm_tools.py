@@ -31,10 +31,23 @@ def _schema_converter() -> Callable[..., dict[str, Any]]:
     return convert
 
 
+# Converted schemas by their source's text: LLM APIs rebuild their schema objects every
+# turn, but converting them again each time costs about a millisecond per turn.
+_CONVERTED: dict[tuple[str, int], dict[str, Any]] = {}
+_CONVERTED_MAX = 512
+
+
 def tool_parameters(schema: Any, custom_serializer: Callable[[Any], Any] | None) -> dict[str, Any]:
     """Return a tool's parameters as the JSON schema a Chat Completions server accepts."""
+    key = (repr(getattr(schema, "schema", schema)), id(custom_serializer))
+    if (cached := _CONVERTED.get(key)) is not None:
+        return cached
     converted = _schema_converter()(schema, custom_serializer=custom_serializer)
-    return {k: v for k, v in converted.items() if k not in _UNSUPPORTED_TOP_LEVEL_KEYS}
+    parameters = {k: v for k, v in converted.items() if k not in _UNSUPPORTED_TOP_LEVEL_KEYS}
+    if len(_CONVERTED) >= _CONVERTED_MAX:
+        _CONVERTED.clear()
+    _CONVERTED[key] = parameters
+    return parameters
 
 
 class ToolBox:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, TemplateError
 from homeassistant.helpers import llm, template
+from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN, LOGGER
 
@@ -21,12 +22,28 @@ async def async_user_name(hass: HomeAssistant, llm_context: llm.LLMContext) -> s
     return user.name if user else None
 
 
+# Compiled prompt templates by source. Home Assistant caches compiled templates only
+# while a Template object refers to them, so building a new one per turn recompiles it.
+DATA_PROMPT_TEMPLATES: HassKey[dict[str, template.Template]] = HassKey(f"{DOMAIN}_prompts")
+_TEMPLATES_MAX = 32
+
+
+def _template(hass: HomeAssistant, source: str) -> template.Template:
+    """Return the (compiled, reused) template of a prompt."""
+    templates = hass.data.setdefault(DATA_PROMPT_TEMPLATES, {})
+    if (cached := templates.get(source)) is None:
+        if len(templates) >= _TEMPLATES_MAX:
+            templates.clear()
+        cached = templates[source] = template.Template(source, hass)
+    return cached
+
+
 def render_template(
     hass: HomeAssistant, source: str, llm_context: llm.LLMContext, user_name: str | None
 ) -> str:
     """Render a prompt template with the variables core agents offer."""
     try:
-        rendered = template.Template(source, hass).async_render(
+        rendered = _template(hass, source).async_render(
             {
                 "ha_name": hass.config.location_name,
                 "user_name": user_name,
