@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
-
-from homeassistant.util import dt as dt_util
 
 
 class Exchange(NamedTuple):
@@ -56,27 +54,33 @@ class Session:
     @classmethod
     def from_storage(cls, data: dict[str, Any], max_turns: int) -> Session:
         """Rebuild a stored record; raise ValueError/KeyError/TypeError if malformed."""
-        transcript = deque(
-            (Exchange(str(user), str(assistant)) for user, assistant in data["transcript"]),
-            maxlen=max_turns,
-        )
+        transcript: deque[Exchange] = deque(maxlen=max_turns)
+        for exchange in data["transcript"]:
+            user, assistant = exchange
+            if type(user) is not str or type(assistant) is not str:
+                raise TypeError(f"expected two texts, got {exchange!r}")
+            transcript.append(Exchange(user, assistant))
+        turns = data["turns"]
+        if type(turns) is not int:
+            raise TypeError(f"expected a number of turns, got {turns!r}")
+        get = data.get
         return cls(
             conversation_id=_text(data["conversation_id"]),
             session_key=_text(data["session_key"]),
-            device_id=_optional_text(data.get("device_id")),
-            satellite_id=_optional_text(data.get("satellite_id")),
-            user_id=_optional_text(data.get("user_id")),
+            device_id=_optional_text(get("device_id")),
+            satellite_id=_optional_text(get("satellite_id")),
+            user_id=_optional_text(get("user_id")),
             started_at=_timestamp(data["started_at"]),
             last_activity=_timestamp(data["last_activity"]),
             expires_at=_timestamp(data["expires_at"]),
-            turns=int(data["turns"]),
+            turns=turns,
             transcript=transcript,
         )
 
 
 def _text(value: Any) -> str:
     """Return a non-empty string or raise."""
-    if not isinstance(value, str) or not value:
+    if type(value) is not str or not value:
         raise ValueError(f"expected a non-empty string, got {value!r}")
     return value
 
@@ -87,8 +91,10 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _timestamp(value: Any) -> datetime:
-    """Parse an ISO-8601 time with its zone, in UTC."""
-    parsed = dt_util.parse_datetime(_text(value))
-    if parsed is None or parsed.tzinfo is None:
+    """Parse an ISO-8601 time with its zone (as written by isoformat), in UTC."""
+    # datetime.fromisoformat reads what Session.summary writes, several times faster
+    # than dt_util.parse_datetime, which matters when thousands of sessions load.
+    parsed = datetime.fromisoformat(_text(value))
+    if parsed.tzinfo is None:
         raise ValueError(f"expected an ISO-8601 time with zone, got {value!r}")
-    return dt_util.as_utc(parsed)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
@@ -152,6 +153,7 @@ class SessionTracker:
             return
         now = dt_util.utcnow()
         ran_out: list[Session] = []
+        live: list[Session] = []
         bad: list[str] = []
         records = data.get("sessions") if isinstance(data, dict) else None
         if not isinstance(records, list):
@@ -164,9 +166,10 @@ class SessionTracker:
                 bad.append(f"{type(err).__name__}: {err}")
                 continue
             session.expires_at = session.last_activity + self.timeout
-            if session.expires_at <= now:
-                ran_out.append(session)
-                continue
+            (ran_out if session.expires_at <= now else live).append(session)
+        # Armed soonest first, each new timer lands at the end of the loop's heap at once.
+        live.sort(key=attrgetter("expires_at"))
+        for session in live:
             self._add(session)
             self._arm(session)
         if bad:
