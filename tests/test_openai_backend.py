@@ -440,3 +440,25 @@ async def test_tool_arguments_sent_as_an_object_are_accepted(
     tool_message = fake_openai.chat_requests[1].messages[-1]
     assert tool_message["tool_call_id"] == "call_0"
     assert "Attic" in json.loads(tool_message["content"])["error_text"]
+
+
+async def test_an_outage_is_logged_once_and_the_recovery_once(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A down endpoint is one warning however many turns fail, and one line when it is back."""
+    await fake_openai.stop()
+    for _ in range(3):
+        await converse(hass, device_id="dev-a")
+    await fake_openai.start()
+    await converse(hass, device_id="dev-a")
+    await converse(hass, device_id="dev-a")
+
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.home_agent")]
+    warnings = [r for r in ours if r.levelno == logging.WARNING and "cannot answer" in r.message]
+    recoveries = [r for r in ours if "answers again" in r.message]
+    assert len(warnings) == 1
+    assert "can't reach the language model" in warnings[0].message
+    assert len(recoveries) == 1

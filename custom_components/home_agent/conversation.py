@@ -48,6 +48,7 @@ class HomeAgentConversationEntity(
         self._attr_unique_id = entry.entry_id
         # conversation id -> (lock, number of turns holding or waiting for it)
         self._turn_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._failing = False
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
@@ -108,15 +109,25 @@ class HomeAgentConversationEntity(
     ) -> Answer:
         """Ask the backend; turn any failure into a spoken apology."""
         try:
-            return await self.entry.runtime_data.backend.async_answer(user_input, session)
+            answer = await self.entry.runtime_data.backend.async_answer(user_input, session)
         except HomeAssistantError as err:
-            LOGGER.warning("Could not answer: %s", err)
+            # Logged once while the backend keeps failing, and once when it is back.
+            if self._failing:
+                LOGGER.debug("Still cannot answer: %s", err)
+            else:
+                LOGGER.warning("%s cannot answer: %s", self.entry.title, err)
+            self._failing = True
             message = str(err)
         except Exception:
             LOGGER.exception("Unexpected error while answering")
             message = str(
                 HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
             )
+        else:
+            if self._failing:
+                LOGGER.info("%s answers again", self.entry.title)
+                self._failing = False
+            return answer
         response = intent.IntentResponse(language=user_input.language)
         response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, message)
         return Answer(response=response, speech=message, remember=False)
