@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 import shutil
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.blueprint import Blueprint, BlueprintInputs
 from homeassistant.components.event import EventEntity
@@ -148,7 +150,10 @@ async def test_pressing_a_button_helper_clears_the_satellites_conversation(
 
 @pytest.mark.usefixtures("blueprint_installed")
 async def test_remote_event_entity_clears_on_the_chosen_press_only(
-    hass: HomeAssistant, setup_integration: MockConfigEntry, kitchen: str
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    kitchen: str,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """A remote's long press resets; its short press and reconnecting do not."""
     remote = RemoteButton()
@@ -179,6 +184,8 @@ async def test_remote_event_entity_clears_on_the_chosen_press_only(
     assert cleared == []
     assert hass.states.get(KITCHEN_SENSOR).state == "active"
 
+    # The state is the press time in milliseconds: two presses within one would be one change.
+    freezer.tick(timedelta(seconds=1))
     remote.press("long_press")
     await hass.async_block_till_done()
     assert [event.data["device_id"] for event in cleared] == [kitchen]

@@ -8,7 +8,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder import Recorder
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -59,8 +59,13 @@ def describers(hass: HomeAssistant) -> dict[str, Callable[[Event], dict[str, Any
 def capture_all(hass: HomeAssistant) -> list[Event]:
     """Capture the three session events in the order they are fired."""
     fired: list[Event] = []
+
+    @callback
+    def capture(event: Event) -> None:
+        fired.append(event)
+
     for event_type in (EVENT_SESSION_STARTED, EVENT_SESSION_EXPIRED, EVENT_SESSION_CLEARED):
-        hass.bus.async_listen(event_type, fired.append)
+        hass.bus.async_listen(event_type, capture)
     return fired
 
 
