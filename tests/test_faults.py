@@ -83,22 +83,71 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
 
 
-async def test_turns_from_many_devices_at_once(
-    hass: HomeAssistant, setup_integration: MockConfigEntry
-) -> None:
-    """1,000 concurrent turns from 100 devices: one session and one `started` per device."""
-    started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    results = await asyncio.gather(
-        *(converse(hass, device_id=f"dev-{n % 100}") for n in range(1000))
+class _EchoAgent(conversation.AbstractConversationAgent):
+    """A delegate that repeats what it heard, taking longer for some texts than others."""
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        return MATCH_ALL
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        # Later turns may finish first unless Home Agent keeps a session's turns in order.
+        for _ in range(sum(map(ord, user_input.text)) % 7):
+            await asyncio.sleep(0)
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_speech(f"echo {user_input.text}")
+        return conversation.ConversationResult(
+            response=response, conversation_id=user_input.conversation_id
+        )
+
+
+async def _setup_delegating_to(
+    hass: HomeAssistant, agent: conversation.AbstractConversationAgent, options: dict[str, Any]
+) -> MockConfigEntry:
+    """Set up Home Agent delegating to `agent` (registered under a test entry)."""
+    delegate_entry = MockConfigEntry(domain="test")
+    delegate_entry.add_to_hass(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={CONF_BACKEND: "agent"},
+        options={**options, CONF_AGENT_ID: delegate_entry.entry_id},
     )
-    tracker = tracker_of(setup_integration)
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    conversation.async_set_agent(hass, delegate_entry, agent)
+    return entry
+
+
+async def test_turns_from_many_devices_at_once(
+    hass: HomeAssistant, agent_options: dict[str, Any]
+) -> None:
+    """1,000 concurrent turns from 100 devices: nothing lost or reordered, no duplicates."""
+    entry = await _setup_delegating_to(
+        hass, _EchoAgent(), {**agent_options, "history_max_turns": 10}
+    )
+    started = async_capture_events(hass, EVENT_SESSION_STARTED)
+    turns = [(f"dev-{n % 100}", f"turn {n // 100}") for n in range(1000)]
+    results = await asyncio.gather(
+        *(converse(hass, text=text, device_id=device) for device, text in turns)
+    )
+    tracker = tracker_of(entry)
     assert len(tracker.sessions) == 100
     assert len(started) == 100
-    by_device: dict[str, set[str | None]] = {}
-    for n, result in enumerate(results):
-        by_device.setdefault(f"dev-{n % 100}", set()).add(result.conversation_id)
-    assert all(len(ids) == 1 for ids in by_device.values())
-    assert all(session.turns == 10 for session in tracker.sessions)
+    assert len({e.data["session_key"] for e in started}) == 100
+    for n in range(100):
+        device = f"dev-{n}"
+        ids = {r.conversation_id for (d, _), r in zip(turns, results, strict=True) if d == device}
+        assert len(ids) == 1
+        session = tracker.get(ids.pop())
+        assert session is not None
+        assert session.turns == 10
+        # Every exchange kept, in the order the turns were sent.
+        assert [tuple(e) for e in session.transcript] == [
+            (f"turn {k}", f"echo turn {k}") for k in range(10)
+        ]
 
 
 class _SlowAgent(conversation.AbstractConversationAgent):
@@ -134,17 +183,7 @@ async def test_home_assistant_stopping_mid_turn(
 ) -> None:
     """Stopping while a turn is being answered loses nothing that was complete."""
     slow = _SlowAgent()
-    slow_entry = MockConfigEntry(domain="test")
-    slow_entry.add_to_hass(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent"},
-        options={**agent_options, CONF_AGENT_ID: slow_entry.entry_id},
-    )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
-    conversation.async_set_agent(hass, slow_entry, slow)
+    entry = await _setup_delegating_to(hass, slow, agent_options)
 
     first = await converse(hass, text="remember the milk", device_id="dev-a")
     in_flight = asyncio.create_task(converse(hass, text="and the eggs", device_id="dev-a"))
