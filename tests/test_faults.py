@@ -83,12 +83,27 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
 
 
-class _EchoAgent(conversation.AbstractConversationAgent):
-    """A delegate that repeats what it heard, taking longer for some texts than others."""
+class _DelegateAgent(conversation.AbstractConversationAgent):
+    """A conversation agent Home Agent can delegate to in these tests."""
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
         return MATCH_ALL
+
+    @staticmethod
+    def say(
+        user_input: conversation.ConversationInput, text: str
+    ) -> conversation.ConversationResult:
+        """Answer with `text`."""
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_speech(text)
+        return conversation.ConversationResult(
+            response=response, conversation_id=user_input.conversation_id
+        )
+
+
+class _EchoAgent(_DelegateAgent):
+    """A delegate that repeats what it heard, taking longer for some texts than others."""
 
     async def async_process(
         self, user_input: conversation.ConversationInput
@@ -96,11 +111,7 @@ class _EchoAgent(conversation.AbstractConversationAgent):
         # Later turns may finish first unless Home Agent keeps a session's turns in order.
         for _ in range(sum(map(ord, user_input.text)) % 7):
             await asyncio.sleep(0)
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(f"echo {user_input.text}")
-        return conversation.ConversationResult(
-            response=response, conversation_id=user_input.conversation_id
-        )
+        return self.say(user_input, f"echo {user_input.text}")
 
 
 async def _setup_delegating_to(
@@ -150,17 +161,13 @@ async def test_turns_from_many_devices_at_once(
         ]
 
 
-class _SlowAgent(conversation.AbstractConversationAgent):
+class _SlowAgent(_DelegateAgent):
     """A delegate that answers its first turn at once and later ones when released."""
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.waiting = asyncio.Event()
         self.calls = 0
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        return MATCH_ALL
 
     async def async_process(
         self, user_input: conversation.ConversationInput
@@ -169,11 +176,7 @@ class _SlowAgent(conversation.AbstractConversationAgent):
         if self.calls > 1:
             self.waiting.set()
             await self.release.wait()
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(f"answer {self.calls}")
-        return conversation.ConversationResult(
-            response=response, conversation_id=user_input.conversation_id
-        )
+        return self.say(user_input, f"answer {self.calls}")
 
 
 async def test_home_assistant_stopping_mid_turn(
