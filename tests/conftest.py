@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
+import logging
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -20,6 +21,10 @@ from custom_components.home_agent.const import (
 
 from .fake_openai import FakeOpenAI
 from .helpers import setup_entry
+
+# pytest-homeassistant-custom-component sets SQLAlchemy's engine logger to INFO; the
+# recorder thread used by the logbook tests would print every statement.
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 @pytest.fixture(autouse=True)
