@@ -66,3 +66,6 @@ SAVE_DELAY: Final = 10.0
 SAVE_RETRY_DELAY: Final = 60.0
 STORAGE_VERSION: Final = 1
 STORAGE_MINOR_VERSION: Final = 1
+
+# The longest tool result a transcript keeps (longer ones are cut with a marker).
+TOOL_RESULT_MAX_CHARS: Final = 1024

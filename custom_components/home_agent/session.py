@@ -8,11 +8,34 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 
+class ToolCall(NamedTuple):
+    """A tool the model called during a turn, with a compact form of its result."""
+
+    id: str
+    name: str
+    # The arguments as the model gave them (a JSON object).
+    arguments: dict[str, Any]
+    # The result as compact JSON text, at most TOOL_RESULT_MAX_CHARS (cut with a marker).
+    result: str
+
+
+class ToolRound(NamedTuple):
+    """One model message that asked for tools: its text (if any) and its calls."""
+
+    text: str | None
+    calls: tuple[ToolCall, ...]
+
+
 class Exchange(NamedTuple):
-    """One answered turn: what the user said and what the agent replied."""
+    """One answered turn: what the user said, what was done, and what was replied."""
 
     user: str
     assistant: str
+    # The tool rounds of the turn, in order (empty for a plain answer).
+    rounds: tuple[ToolRound, ...] = ()
+    # True when Home Assistant answered the turn itself (a local intent, a sentence
+    # trigger) and Home Agent only recorded it.
+    local: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -29,6 +52,8 @@ class Session:
     expires_at: datetime
     turns: int = 0
     transcript: deque[Exchange] = field(default_factory=deque)
+    # A running summary of exchanges that left the transcript (never shown anywhere).
+    recap: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """Return the public description: everything but the transcript."""
