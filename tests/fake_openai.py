@@ -7,9 +7,15 @@ from collections import deque
 import contextlib
 from dataclasses import dataclass
 import json
+import re
 from typing import Any, Self
 
 from aiohttp import web
+
+
+# The facts of one turn (the time, on releases without a date/time tool) that Home Agent
+# adds to that turn's user message only.
+TURN_FACTS = re.compile(r"\n\n\(Current time is [^)]*\)\Z")
 
 
 @dataclass(slots=True, frozen=True)
@@ -38,7 +44,7 @@ class Recorded:
     def dialogue(self) -> list[tuple[str, str]]:
         """Return the user/assistant messages after the system prompt, as (role, text)."""
         return [
-            (message["role"], message["content"])
+            (message["role"], TURN_FACTS.sub("", message["content"]))
             for message in self.messages[1:]
             if message["role"] in ("user", "assistant") and not message.get("tool_calls")
         ]

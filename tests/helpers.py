@@ -100,3 +100,8 @@ async def async_restarted(
             yield hass2, entry2
         finally:
             await hass2.async_stop(force=True)
+
+
+def said(transcript: object) -> list[tuple[str, str]]:
+    """Return what was said in a transcript: (user, assistant) per exchange."""
+    return [(exchange.user, exchange.assistant) for exchange in transcript]  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, setup_entry, tracker_of
+from .helpers import AGENT_ENTITY_ID, make_device, setup_entry, tracker_of, said
 from .pipeline_runs import BED_LIGHT, async_setup_demo_lights, async_voice
 
 LLM_AGENT_ID = "conversation.llm_agent"
@@ -126,4 +126,4 @@ async def test_a_failing_delegate_is_not_remembered(
     assert failed.conversation_id == first.conversation_id
     session = tracker_of(delegating_agent).get(first.conversation_id)
     assert session is not None
-    assert list(session.transcript) == [("hello", "Hello!")]
+    assert said(session.transcript) == [("hello", "Hello!")]

@@ -31,7 +31,7 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
-from .helpers import converse, setup_entry, tracker_of
+from .helpers import converse, setup_entry, tracker_of, said
 from .pipeline_runs import async_tool_name
 
 KITCHEN = "kitchen-satellite"
@@ -144,7 +144,7 @@ async def _failing_turn_keeps_the_session(
     tracker = tracker_of(entry)
     session = tracker.get(first.conversation_id)
     assert session is not None
-    before = list(session.transcript)
+    before = said(session.transcript)
     assert len(before) == 1
 
     await break_server()
@@ -153,7 +153,7 @@ async def _failing_turn_keeps_the_session(
     assert failed.response.response_type is intent.IntentResponseType.ERROR
     assert failed.conversation_id == first.conversation_id
     assert tracker.get(first.conversation_id) is session
-    assert list(session.transcript) == before
+    assert said(session.transcript) == before
     assert session.turns == 2
 
     if repair_server is not None:
@@ -300,7 +300,7 @@ async def test_tool_failures_are_told_to_the_model(
     # Tool traffic is not part of the remembered exchange.
     session = tracker_of(setup_integration).get(result.conversation_id)
     assert session is not None
-    assert list(session.transcript) == [("turn on the lamp", "I could not find that lamp.")]
+    assert said(session.transcript) == [("turn on the lamp", "I could not find that lamp.")]
 
 
 @pytest.mark.parametrize(

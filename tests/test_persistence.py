@@ -80,7 +80,7 @@ async def test_restart_continues_with_the_remaining_time(
         session = tracker_of(entry).get(first.conversation_id)
         assert session is not None
         assert session.expires_at == started + TIMEOUT
-        assert [tuple(e) for e in session.transcript] == [
+        assert [(e.user, e.assistant) for e in session.transcript] == [
             ("what time is it", first.response.speech["plain"]["speech"])
         ]
         # A fresh pipeline id from the same device joins the restored session.

@@ -36,7 +36,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry, tracker_of
+from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry, tracker_of, said
 from .pipeline_runs import (
     BED_LIGHT,
     Voice,
@@ -156,7 +156,7 @@ async def test_a_tool_call_turns_a_demo_light_on(
     assert "Bed Light" in tool_message["content"]
     session = tracker_of(hass.config_entries.async_entries(DOMAIN)[0]).get(run.conversation_id)
     assert session is not None
-    assert list(session.transcript) == [("turn on the bed light", "The bed light is on.")]
+    assert said(session.transcript) == [("turn on the bed light", "The bed light is on.")]
 
 
 @pytest.mark.parametrize(

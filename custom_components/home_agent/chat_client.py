@@ -30,6 +30,14 @@ class ToolCall:
     # The raw JSON text the model produced (it may be invalid).
     arguments: str
 
+    def parsed_arguments(self) -> dict[str, Any]:
+        """Return the arguments as an object; garbled ones are passed on for the tool to refuse."""
+        try:
+            parsed = json.loads(self.arguments) if self.arguments.strip() else {}
+        except ValueError:
+            return {"invalid_arguments": self.arguments}
+        return parsed if isinstance(parsed, dict) else {"invalid_arguments": self.arguments}
+
 
 @dataclass(slots=True, frozen=True)
 class ChatReply:
@@ -74,10 +82,14 @@ def translated_transport_errors() -> Iterator[None]:
         raise llm_error("model_cannot_connect") from err
 
 
+class ModelAuthError(HomeAssistantError):
+    """The endpoint refused the API key (re-authentication is needed)."""
+
+
 def _error_for_status(status: int) -> HomeAssistantError:
     """Return the spoken reason for an HTTP error status."""
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
-        return llm_error("model_invalid_auth")
+        return ModelAuthError(translation_domain=DOMAIN, translation_key="model_invalid_auth")
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         return llm_error("model_rate_limited")
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:

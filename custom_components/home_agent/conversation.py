@@ -1,4 +1,4 @@
-"""The conversation entity: each turn resolves its session, is answered, is remembered."""
+"""The conversation entity: each turn resolves its session, runs in the chat log, is remembered."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ from typing import Literal
 from homeassistant.components import conversation
 from homeassistant.components.conversation.models import AbstractConversationAgent
 from homeassistant.const import MATCH_ALL
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .backend import Answer
+from .chat_client import ModelAuthError
 from .compat import satellite_id_of
-from .const import DOMAIN, LOGGER
+from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT, UNLOAD_TURN_WAIT
 from .data import HomeAgentConfigEntry
+from .delegate import DelegateFailed
 from .entity import HomeAgentEntity
+from .local_turns import LocalTurnWatcher
+from .memory import turn_rounds
 from .session import Exchange, Session
+from .tracker import SessionTracker
 
 PARALLEL_UPDATES = 0
 
@@ -40,7 +44,9 @@ class HomeAgentConversationEntity(
     """A conversation agent whose conversations outlive a wake word."""
 
     _attr_name = None
-    _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+    # Replies are written into the chat log as they come (Home Assistant 2025.6+ starts
+    # speaking early; older releases ignore the attribute).
+    _attr_supports_streaming = True
 
     def __init__(self, entry: HomeAgentConfigEntry) -> None:
         """Create the agent of a config entry."""
@@ -48,45 +54,96 @@ class HomeAgentConversationEntity(
         self._attr_unique_id = entry.entry_id
         # conversation id -> (lock, number of turns holding or waiting for it)
         self._turn_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._turns_in_flight: set[asyncio.Future[None]] = set()
         self._failing = False
+        self._watcher: LocalTurnWatcher | None = None
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
         """Answer in any language the backend speaks."""
         return MATCH_ALL
 
+    @property
+    def supported_features(self) -> conversation.ConversationEntityFeature:
+        """Offer control only when the agent can act (Home Assistant then answers less locally)."""
+        if self.entry.runtime_data.backend.can_act:
+            return conversation.ConversationEntityFeature.CONTROL
+        return conversation.ConversationEntityFeature(0)
+
+    @property
+    def _tracker(self) -> SessionTracker:
+        """Return the agent's session tracker."""
+        return self.entry.runtime_data.tracker
+
     async def async_added_to_hass(self) -> None:
-        """Also register under the entry id, as core agents do."""
+        """Also register under the entry id, as core agents do; watch for local turns."""
         await super().async_added_to_hass()
         conversation.async_set_agent(self.hass, self.entry, self)
+        self._watcher = LocalTurnWatcher(self.hass, self._async_record_local_turns)
 
     async def async_will_remove_from_hass(self) -> None:
-        """Unregister the entry-id alias."""
+        """Let turns in flight finish (their exchanges are kept), then unregister."""
+        if self._turns_in_flight:
+            await asyncio.wait(self._turns_in_flight, timeout=UNLOAD_TURN_WAIT)
+        if self._watcher is not None:
+            self._watcher.async_stop()
         conversation.async_unset_agent(self.hass, self.entry)
         await super().async_will_remove_from_hass()
 
-    async def async_process(
-        self, user_input: conversation.ConversationInput
+    @callback
+    def _async_record_local_turns(self, conversation_id: str, exchanges: list[Exchange]) -> None:
+        """Add turns Home Assistant answered itself to the session they belong to."""
+        if (session := self._tracker.get(conversation_id)) is not None:
+            for exchange in exchanges:
+                self._tracker.async_record_turn(session, exchange)
+
+    async def _async_handle_message(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
-        """Answer a turn within its persistent session."""
-        data = self.entry.runtime_data
-        session = data.tracker.async_resolve(
+        """Answer a turn within its persistent session, in the pipeline's chat log."""
+        done: asyncio.Future[None] = self.hass.loop.create_future()
+        self._turns_in_flight.add(done)
+        try:
+            return await self._async_turn(user_input, chat_log)
+        finally:
+            done.set_result(None)
+            self._turns_in_flight.discard(done)
+
+    def _resolve(self, user_input: conversation.ConversationInput) -> Session:
+        """Return the session of a turn (resolution rules of the public contract)."""
+        return self._tracker.async_resolve(
             user_input.conversation_id,
             device_id=user_input.device_id,
             satellite_id=satellite_id_of(user_input),
             user_id=user_input.context.user_id,
         )
-        # Turns of one session are answered one after the other, so each sees the last.
+
+    async def _async_turn(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+    ) -> conversation.ConversationResult:
+        """Answer and remember one turn; turns of one session run one after the other."""
+        session = self._resolve(user_input)
         async with self._turn_lock(session.conversation_id):
-            answer = await self._async_answer(user_input, session)
-            data.tracker.async_record_turn(
-                session,
-                Exchange(user_input.text, answer.speech) if answer.remember else None,
-            )
+            if self._tracker.get(session.conversation_id) is not session:
+                # Cleared (or expired) while this turn waited: it starts afresh.
+                session = self._resolve(user_input)
+            assert self._watcher is not None
+            self._watcher.async_turn_started(chat_log, session.conversation_id)
+            self._tracker.async_begin_turn(session)
+            try:
+                response, exchange = await self._async_answer(user_input, chat_log, session)
+                self._tracker.async_record_turn(session, exchange)
+            finally:
+                self._tracker.async_end_turn(session)
+                self._watcher.async_turn_ended(chat_log)
         return conversation.ConversationResult(
-            response=answer.response,
+            response=response,
             conversation_id=session.conversation_id,
-            continue_conversation=answer.continue_conversation,
+            continue_conversation=chat_log.continue_conversation,
         )
 
     @asynccontextmanager
@@ -105,29 +162,70 @@ class HomeAgentConversationEntity(
                 self._turn_locks[conversation_id] = (lock, users - 1)
 
     async def _async_answer(
-        self, user_input: conversation.ConversationInput, session: Session
-    ) -> Answer:
-        """Ask the backend; turn any failure into a spoken apology."""
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        session: Session,
+    ) -> tuple[intent.IntentResponse, Exchange | None]:
+        """Ask the backend; any failure becomes a spoken apology that is not remembered."""
+        start = len(chat_log.content)
         try:
-            answer = await self.entry.runtime_data.backend.async_answer(user_input, session)
+            async with asyncio.timeout(TURN_TIME_LIMIT):
+                response = await self.entry.runtime_data.backend.async_answer(
+                    user_input, chat_log, session
+                )
+        except DelegateFailed as err:
+            return err.response, None
+        except ModelAuthError as err:
+            self.entry.async_start_reauth(self.hass)
+            return self._apology(user_input, chat_log, err), None
+        except TimeoutError:
+            error = HomeAssistantError(translation_domain=DOMAIN, translation_key="turn_timeout")
+            return self._apology(user_input, chat_log, error), None
         except HomeAssistantError as err:
-            # Logged once while the backend keeps failing, and once when it is back.
-            if self._failing:
-                LOGGER.debug("Still cannot answer: %s", err)
-            else:
-                LOGGER.warning("%s cannot answer: %s", self.entry.title, err)
-            self._failing = True
-            message = str(err)
+            return self._apology(user_input, chat_log, err), None
         except Exception:
             LOGGER.exception("Unexpected error while answering")
-            message = str(
-                HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
-            )
+            error = HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
+            return self._apology(user_input, chat_log, error), None
+        if self._failing:
+            LOGGER.info("%s answers again", self.entry.title)
+            self._failing = False
+        added = chat_log.content[start:]
+        speech = next(
+            (
+                content.content
+                for content in reversed(added)
+                if isinstance(content, conversation.AssistantContent) and content.content
+            ),
+            "",
+        )
+        if response is None:
+            response = intent.IntentResponse(language=user_input.language)
+            response.async_set_speech(speech)
         else:
-            if self._failing:
-                LOGGER.info("%s answers again", self.entry.title)
-                self._failing = False
-            return answer
+            speech = response.speech.get("plain", {}).get("speech") or speech
+        return response, Exchange(user_input.text, speech, turn_rounds(added))
+
+    def _apology(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        err: HomeAssistantError,
+    ) -> intent.IntentResponse:
+        """Say why the turn failed, in the chat log too; log it once while it keeps failing."""
+        message = str(err)
+        # Our own messages say what failed; another integration's text may quote the user.
+        reason = message if err.translation_domain == DOMAIN else type(err).__name__
+        if self._failing:
+            LOGGER.debug("Still cannot answer (%s): %s", reason, message)
+        else:
+            LOGGER.warning("%s cannot answer: %s", self.entry.title, reason)
+            LOGGER.debug("Details: %s", message, exc_info=err)
+        self._failing = True
+        chat_log.async_add_assistant_content_without_tools(
+            conversation.AssistantContent(agent_id=self.entity_id, content=message)
+        )
         response = intent.IntentResponse(language=user_input.language)
         response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, message)
-        return Answer(response=response, speech=message, remember=False)
+        return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from functools import cache
 import importlib
 from typing import Any
@@ -92,21 +93,35 @@ class ToolBox:
             specs.append({"type": "function", "function": function})
         return specs
 
-    async def async_call(self, call_id: str, name: str, arguments: dict[str, Any]) -> Any:
-        """Run a tool; its failure becomes a result the model can read, as in core."""
-        if name not in self._owners:
-            return {"error": "HomeAssistantError", "error_text": f'Tool "{name}" not found'}
-        api, tool = self._owners[name]
-        tool_input = llm.ToolInput(tool_name=tool.name, tool_args=arguments, id=call_id)
-        try:
-            result = await api.async_call_tool(tool_input)
-        except (HomeAssistantError, vol.Invalid) as err:
-            error: dict[str, Any] = {"error": type(err).__name__}
-            if str(err):
-                error["error_text"] = str(err)
-            return error
-        # Home Assistant 2026.10+ wraps the data in a ToolResult.
-        return getattr(result, "data", result)
+    def api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance | None:
+        """Return the API instance a chat log runs this toolbox's tools with."""
+        if not self.apis:
+            return None
+        if len(self.apis) == 1:
+            return self.apis[0]
+        first = self.apis[0]
+        return _RoutedAPIInstance(
+            api=first.api,
+            api_prompt="\n".join(self.prompts),
+            llm_context=llm_context,
+            tools=[tool for _api, tool in self._owners.values()],
+            custom_serializer=first.custom_serializer,
+            routes=dict(self._owners),
+        )
+
+
+@dataclass(slots=True)
+class _RoutedAPIInstance(llm.APIInstance):
+    """Several LLM APIs as one: each call goes to the API that owns the tool's name."""
+
+    routes: dict[str, tuple[llm.APIInstance, llm.Tool]] = field(default_factory=dict)
+
+    async def async_call_tool(self, tool_input: llm.ToolInput) -> Any:
+        """Call the tool on its own API, under the name that API knows it by."""
+        if (route := self.routes.get(tool_input.tool_name)) is None:
+            raise HomeAssistantError(f'Tool "{tool_input.tool_name}" not found')
+        api, tool = route
+        return await api.async_call_tool(replace(tool_input, tool_name=tool.name))
 
 
 async def async_get_toolbox(

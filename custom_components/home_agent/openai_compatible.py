@@ -1,17 +1,20 @@
-"""Backend `openai`: any OpenAI-compatible Chat Completions endpoint."""
+"""Backend `openai`: any OpenAI-compatible Chat Completions endpoint, streamed into the chat log."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-import json
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-from homeassistant.components.conversation import ConversationInput
+from homeassistant.components.conversation import (
+    AssistantContentDeltaDict,
+    ChatLog,
+    ConversationInput,
+    SystemContent,
+)
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.json import json_dumps
+from homeassistant.helpers import llm
 
-from .backend import Answer, asks_back, speech_response
-from .chat_client import ChatReply, ToolCall, async_chat_completion, llm_error
+from .chat_client import async_chat_completion, llm_error
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,
@@ -23,22 +26,14 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .llm_tools import ToolBox, async_get_toolbox
-from .prompt import async_system_prompt
+from .llm_tools import async_get_toolbox
+from .memory import history_messages, live_messages
+from .prompt import async_system_prompt, async_turn_facts
 from .session import Session
 from .settings import llm_api_ids
 
 # Model replies per turn that may ask for tools before the turn is given up.
 MAX_TOOL_ITERATIONS = 10
-
-
-def history_messages(session: Session) -> list[dict[str, Any]]:
-    """Return the session's earlier exchanges as chat messages, oldest first."""
-    messages: list[dict[str, Any]] = []
-    for exchange in session.transcript:
-        messages.append({"role": "user", "content": exchange.user})
-        messages.append({"role": "assistant", "content": exchange.assistant})
-    return messages
 
 
 class OpenAICompatibleBackend:
@@ -49,8 +44,15 @@ class OpenAICompatibleBackend:
         self._hass = hass
         self._settings = settings
 
-    async def async_answer(self, user_input: ConversationInput, session: Session) -> Answer:
-        """Answer one turn, calling Home Assistant tools as the model asks."""
+    @property
+    def can_act(self) -> bool:
+        """Tell whether the model may control the home (at least one LLM API)."""
+        return bool(llm_api_ids(self._settings))
+
+    async def async_answer(
+        self, user_input: ConversationInput, chat_log: ChatLog, session: Session
+    ) -> None:
+        """Answer one turn into the chat log, running Home Assistant tools as the model asks."""
         context = llm_context(DOMAIN, user_input)
         toolbox = await async_get_toolbox(self._hass, llm_api_ids(self._settings), context)
         system_prompt = await async_system_prompt(
@@ -58,62 +60,82 @@ class OpenAICompatibleBackend:
             self._settings[CONF_PROMPT],
             context,
             api_prompts=toolbox.prompts,
-            tool_names=toolbox.tool_names,
             extra_system_prompt=user_input.extra_system_prompt,
         )
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": system_prompt},
-            *history_messages(session),
-            {"role": "user", "content": user_input.text},
+        # The chat log runs the tools and shows the turn in the Assist debug view.
+        chat_log.llm_api = toolbox.api_instance(context)
+        chat_log.content[0] = SystemContent(content=system_prompt)
+        tools = toolbox.schemas()
+        chat_log.async_trace({"messages": chat_log.content, "tools": tools})
+        # Everything before the current turn is the same as in the previous request of
+        # this session, so a server's prompt cache only evaluates what is new.
+        earlier: list[dict[str, Any]] = [
+            {"role": "system", "content": _with_recap(system_prompt, session.recap)},
+            *history_messages(session.transcript),
         ]
-        LOGGER.debug("Asking the model, %d messages: %s", len(messages), messages)
-        text = await self._async_run(messages, toolbox)
-        LOGGER.debug("Model answered: %s", text)
-        return Answer(
-            response=speech_response(user_input.language, text),
-            speech=text,
-            continue_conversation=asks_back(text),
-        )
-
-    async def _async_run(self, messages: list[dict[str, Any]], toolbox: ToolBox) -> str:
-        """Ask the model until it answers without tool calls; return its text."""
+        facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
+        turn_start = _last_user_index(chat_log)
         request: dict[str, Any] = {
             "temperature": self._settings[CONF_TEMPERATURE],
             "max_tokens": self._settings[CONF_MAX_TOKENS],
         }
         if model := self._settings.get(CONF_MODEL):
             request["model"] = model
-        if tools := toolbox.schemas():
+        if tools:
             request["tools"] = tools
         for _ in range(MAX_TOOL_ITERATIONS):
-            reply = await async_chat_completion(
-                self._hass,
-                self._settings[CONF_BASE_URL],
-                self._settings.get(CONF_API_KEY),
-                {**request, "messages": messages},
-            )
-            if not reply.tool_calls:
-                return (reply.content or "").strip()
-            messages = [*messages, *await _async_run_tools(reply, toolbox)]
+            messages = [*earlier, *_with_facts(live_messages(chat_log.content[turn_start:]), facts)]
+            LOGGER.debug("Asking the model, %d messages: %s", len(messages), messages)
+            async for _content in chat_log.async_add_delta_content_stream(
+                user_input.agent_id, self._async_stream({**request, "messages": messages})
+            ):
+                pass
+            if not chat_log.unresponded_tool_results:
+                return
         raise llm_error("model_tool_loop")
 
+    async def _async_stream(
+        self, payload: dict[str, Any]
+    ) -> AsyncGenerator[AssistantContentDeltaDict]:
+        """Yield the model's reply as chat-log deltas."""
+        reply = await async_chat_completion(
+            self._hass,
+            self._settings[CONF_BASE_URL],
+            self._settings.get(CONF_API_KEY),
+            payload,
+        )
+        yield {"role": "assistant"}
+        if reply.content:
+            yield {"content": reply.content}
+        if reply.tool_calls:
+            yield {
+                "tool_calls": [
+                    llm.ToolInput(
+                        id=call.id, tool_name=call.name, tool_args=call.parsed_arguments()
+                    )
+                    for call in reply.tool_calls
+                ]
+            }
 
-async def _async_run_tools(reply: ChatReply, toolbox: ToolBox) -> list[dict[str, Any]]:
-    """Run the tools the model asked for; return the messages that report back."""
-    messages = [reply.as_message()]
-    for call in reply.tool_calls:
-        result = await _async_call(call, toolbox)
-        LOGGER.debug("Tool %s(%s) returned %s", call.name, call.arguments, result)
-        messages.append({"role": "tool", "tool_call_id": call.id, "content": json_dumps(result)})
-    return messages
+
+def _with_recap(system_prompt: str, recap: str | None) -> str:
+    """Return the system prompt, followed by the summary of older exchanges if any."""
+    if not recap:
+        return system_prompt
+    return f"{system_prompt}\n\nSummary of the earlier conversation: {recap}"
 
 
-async def _async_call(call: ToolCall, toolbox: ToolBox) -> Any:
-    """Call one tool; arguments the model garbled are reported back to it."""
-    try:
-        arguments = json.loads(call.arguments) if call.arguments.strip() else {}
-    except ValueError as err:
-        return {"error": "InvalidArguments", "error_text": f"Arguments are not JSON: {err}"}
-    if not isinstance(arguments, dict):
-        return {"error": "InvalidArguments", "error_text": "Arguments must be a JSON object"}
-    return await toolbox.async_call(call.id, call.name, arguments)
+def _with_facts(messages: list[dict[str, Any]], facts: str | None) -> list[dict[str, Any]]:
+    """Add this turn's facts (such as the time) to its user message, never to the history."""
+    if not facts or not messages or messages[0]["role"] != "user":
+        return messages
+    first = messages[0]
+    return [{**first, "content": f"{first['content']}\n\n({facts})"}, *messages[1:]]
+
+
+def _last_user_index(chat_log: ChatLog) -> int:
+    """Return where the current turn starts in the chat log (its user message)."""
+    for index in range(len(chat_log.content) - 1, -1, -1):
+        if chat_log.content[index].role == "user":
+            return index
+    return len(chat_log.content)

@@ -65,14 +65,25 @@ async def async_system_prompt(
     llm_context: llm.LLMContext,
     *,
     api_prompts: list[str],
-    tool_names: list[str],
     extra_system_prompt: str | None,
 ) -> str:
-    """Return the instructions, the LLM APIs' prompts, the time, the caller's extra prompt."""
+    """Return the instructions, the LLM APIs' prompts and the caller's extra prompt.
+
+    Nothing here changes from one turn to the next (the time goes with the turn, see
+    `async_turn_facts`), so consecutive requests of a session share their prefix.
+    """
     user_name = await async_user_name(hass, llm_context)
     parts = [render_template(hass, prompt_template, llm_context, user_name), *api_prompts]
-    if DATE_TIME_PROMPT and not any(name.endswith("GetDateTime") for name in tool_names):
-        parts.append(render_template(hass, DATE_TIME_PROMPT, llm_context, user_name))
     if extra_system_prompt:
         parts.append(extra_system_prompt)
     return "\n".join(parts)
+
+
+async def async_turn_facts(
+    hass: HomeAssistant, llm_context: llm.LLMContext, tool_names: list[str]
+) -> str | None:
+    """Return what holds for this turn only: the date and time, unless a tool tells them."""
+    if not DATE_TIME_PROMPT or any(name.endswith("GetDateTime") for name in tool_names):
+        return None
+    user_name = await async_user_name(hass, llm_context)
+    return render_template(hass, DATE_TIME_PROMPT, llm_context, user_name).strip()

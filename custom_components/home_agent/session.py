@@ -73,7 +73,7 @@ class Session:
         """Return the record as stored on disk (transcript included)."""
         return {
             **self.summary(),
-            "transcript": [list(exchange) for exchange in self.transcript],
+            "transcript": [[exchange.user, exchange.assistant] for exchange in self.transcript],
         }
 
     @classmethod

@@ -106,6 +106,8 @@ class SessionTracker:
         self._sessions: dict[str, Session] = {}
         self._by_key: dict[str, Session] = {}
         self._timers: dict[str, CALLBACK_TYPE] = {}
+        # Conversation id -> turns being answered (such a session does not expire).
+        self._busy: dict[str, int] = {}
         self._listeners: list[SessionListener] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._agent_id: str | None = None
@@ -278,6 +280,22 @@ class SessionTracker:
         self._touch(session)
 
     @callback
+    def async_begin_turn(self, session: Session) -> None:
+        """Hold a session open while one of its turns is being answered."""
+        self._busy[session.conversation_id] = self._busy.get(session.conversation_id, 0) + 1
+
+    @callback
+    def async_end_turn(self, session: Session) -> None:
+        """Release a session held by a turn; it times out from now on if idle."""
+        if (count := self._busy.pop(session.conversation_id, 0) - 1) > 0:
+            self._busy[session.conversation_id] = count
+        if (
+            self._sessions.get(session.conversation_id) is session
+            and session.conversation_id not in self._timers
+        ):
+            self._touch(session)  # its timer ran out during the turn
+
+    @callback
     def async_keep_alive(self, session: Session) -> None:
         """Extend a session without counting a turn."""
         if self._sessions.get(session.conversation_id) is session:
@@ -349,6 +367,8 @@ class SessionTracker:
         if dt_util.utcnow() < session.expires_at:
             self._arm(session)
             return
+        if session.conversation_id in self._busy:
+            return  # a turn is being answered; its end re-arms the timer
         self._remove(session)
         self.store.async_schedule_save()
         LOGGER.debug("Session %s expired", session.conversation_id)

@@ -1,0 +1,157 @@
+"""What a session remembers of a turn, read from Home Assistant's chat log, and back again.
+
+A turn runs in the chat log of the pipeline's conversation. What Home Agent added there
+(tool calls, their results, the reply) becomes one `Exchange` of the session transcript;
+what Home Assistant answered itself (a local intent, a sentence trigger) becomes an
+exchange marked `local`. The transcript is sent to the model in OpenAI's message form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+import json
+from typing import Any
+
+from homeassistant.components import conversation
+
+from .const import TOOL_RESULT_MAX_CHARS
+from .session import Exchange, ToolCall, ToolRound
+
+# Marks a tool result the transcript keeps only the start of.
+CUT_MARKER = "…[cut]"
+
+
+def tool_result_data(content: conversation.ToolResultContent) -> Any:
+    """Return the data of a tool result on any release (2026.10 wraps it in a ToolResult)."""
+    if (result := getattr(content, "result", None)) is not None:
+        return getattr(result, "data", result)
+    return content.tool_result
+
+
+def json_text(data: Any) -> str:
+    """Return JSON text the same way for live turns and the transcript (a stable prompt)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def compact_result(data: Any) -> str:
+    """Return a tool result as JSON text of at most TOOL_RESULT_MAX_CHARS, cut visibly."""
+    text = json_text(data)
+    if len(text) <= TOOL_RESULT_MAX_CHARS:
+        return text
+    return text[: TOOL_RESULT_MAX_CHARS - len(CUT_MARKER)] + CUT_MARKER
+
+
+def turn_rounds(contents: Sequence[conversation.Content]) -> tuple[ToolRound, ...]:
+    """Return the tool rounds among the content a turn added, results matched by call id."""
+    results = {
+        content.tool_call_id: compact_result(tool_result_data(content))
+        for content in contents
+        if isinstance(content, conversation.ToolResultContent)
+    }
+    return tuple(
+        ToolRound(
+            text=content.content or None,
+            calls=tuple(
+                ToolCall(
+                    id=call.id,
+                    name=call.tool_name,
+                    arguments=dict(call.tool_args),
+                    result=results.get(call.id, json_text({"error": "no result"})),
+                )
+                for call in content.tool_calls
+            ),
+        )
+        for content in contents
+        if isinstance(content, conversation.AssistantContent) and content.tool_calls
+    )
+
+
+def local_exchanges(contents: Iterable[conversation.Content]) -> list[Exchange]:
+    """Return the exchanges Home Assistant answered itself, in order.
+
+    `contents` is chat-log content Home Agent did not add: each user message followed by
+    an assistant's text is one exchange; a user message without an answer is skipped.
+    """
+    exchanges: list[Exchange] = []
+    user: str | None = None
+    for content in contents:
+        if isinstance(content, conversation.UserContent):
+            user = content.content
+        elif (
+            isinstance(content, conversation.AssistantContent)
+            and user is not None
+            and content.content
+        ):
+            exchanges.append(Exchange(user, content.content, local=True))
+            user = None
+    return exchanges
+
+
+def _tool_call_message(round_: ToolRound) -> dict[str, Any]:
+    """Return the assistant message that asks for a round's tools."""
+    return {
+        "role": "assistant",
+        "content": round_.text,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json_text(call.arguments)},
+            }
+            for call in round_.calls
+        ],
+    }
+
+
+def round_messages(round_: ToolRound) -> list[dict[str, Any]]:
+    """Return a tool round as OpenAI messages: the calls, then one message per result."""
+    return [
+        _tool_call_message(round_),
+        *(
+            {"role": "tool", "tool_call_id": call.id, "content": call.result}
+            for call in round_.calls
+        ),
+    ]
+
+
+def exchange_messages(exchange: Exchange) -> list[dict[str, Any]]:
+    """Return one exchange as OpenAI chat messages, tool rounds included."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": exchange.user}]
+    for round_ in exchange.rounds:
+        messages.extend(round_messages(round_))
+    messages.append({"role": "assistant", "content": exchange.assistant})
+    return messages
+
+
+def history_messages(transcript: Iterable[Exchange]) -> list[dict[str, Any]]:
+    """Return a transcript as OpenAI chat messages, oldest first."""
+    return [message for exchange in transcript for message in exchange_messages(exchange)]
+
+
+def live_messages(contents: Sequence[conversation.Content]) -> list[dict[str, Any]]:
+    """Return the current turn's chat-log content (from its user message) as OpenAI messages.
+
+    Tool results go to the model whole during the turn; the transcript keeps them compact.
+    """
+    messages: list[dict[str, Any]] = []
+    for content in contents:
+        if isinstance(content, conversation.UserContent):
+            messages.append({"role": "user", "content": content.content})
+        elif isinstance(content, conversation.AssistantContent):
+            if content.tool_calls:
+                calls = tuple(
+                    ToolCall(call.id, call.tool_name, dict(call.tool_args), "")
+                    for call in content.tool_calls
+                )
+                messages.append(_tool_call_message(ToolRound(content.content or None, calls)))
+            elif content.content:
+                messages.append({"role": "assistant", "content": content.content})
+        elif isinstance(content, conversation.ToolResultContent):
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": content.tool_call_id,
+                    "content": json_text(tool_result_data(content)),
+                }
+            )
+    return messages
