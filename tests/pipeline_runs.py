@@ -51,6 +51,15 @@ class PipelineRun:
         return response
 
     @property
+    def deltas(self) -> list[dict[str, Any]]:
+        """Return the chat-log deltas the pipeline passed on while the agent answered."""
+        return [
+            event["data"]["chat_log_delta"]
+            for event in self.events
+            if event["type"] == "intent-progress" and "chat_log_delta" in event.get("data", {})
+        ]
+
+    @property
     def speech(self) -> str:
         """Return what the agent said."""
         speech: str = self.response["speech"]["plain"]["speech"]
@@ -64,9 +73,17 @@ class Voice:
     client: MockHAClientWebSocket
     pipeline_id: str
 
-    async def say(self, text: str, device_id: str) -> PipelineRun:
-        """Speak a sentence on a satellite."""
-        return await async_run_text(self.client, self.pipeline_id, text, device_id=device_id)
+    async def say(
+        self, text: str, device_id: str, conversation_id: str | None = None
+    ) -> PipelineRun:
+        """Speak a sentence on a satellite (passing back HA's id, as within 5 minutes)."""
+        return await async_run_text(
+            self.client,
+            self.pipeline_id,
+            text,
+            device_id=device_id,
+            conversation_id=conversation_id,
+        )
 
 
 async def async_setup_assist_pipeline(hass: HomeAssistant) -> None:
@@ -74,10 +91,13 @@ async def async_setup_assist_pipeline(hass: HomeAssistant) -> None:
     assert await async_setup_component(hass, "assist_pipeline", {})
 
 
-async def async_create_pipeline(client: MockHAClientWebSocket, conversation_engine: str) -> str:
+async def async_create_pipeline(
+    client: MockHAClientWebSocket, conversation_engine: str, *, prefer_local_intents: bool = False
+) -> str:
     """Create a pipeline answered by an agent; return its id."""
     await client.send_json_auto_id(
         {
+            "prefer_local_intents": prefer_local_intents,
             "type": "assist_pipeline/pipeline/create",
             "name": "Home Agent voice",
             "language": "en",
@@ -149,9 +169,16 @@ async def async_tool_name(hass: HomeAssistant, suffix: str) -> str:
 
 
 async def async_voice(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, conversation_engine: str
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    conversation_engine: str,
+    *,
+    prefer_local_intents: bool = False,
 ) -> Voice:
     """Set up a voice pipeline answered by an agent, and a websocket to run it."""
     await async_setup_assist_pipeline(hass)
     client = await hass_ws_client(hass)
-    return Voice(client, await async_create_pipeline(client, conversation_engine))
+    pipeline_id = await async_create_pipeline(
+        client, conversation_engine, prefer_local_intents=prefer_local_intents
+    )
+    return Voice(client, pipeline_id)
