@@ -1,0 +1,65 @@
+"""Conversation agents Home Agent can delegate to in tests, registered like core agents."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from homeassistant.components import conversation
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import intent
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.home_agent.const import CONF_AGENT_ID, CONF_BACKEND, DOMAIN
+
+from .helpers import setup_entry
+
+
+class GateAgent(conversation.AbstractConversationAgent):
+    """Answers its n-th turn "answer <n>"; the turns numbered in `hold` wait for the gate."""
+
+    def __init__(self, *, hold: set[int] | None = None) -> None:
+        """Hold the given turns (by number, from 1) until the gate opens."""
+        self.hold = {2} if hold is None else hold
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+        self.inputs: list[conversation.ConversationInput] = []
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Any language."""
+        return MATCH_ALL
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer, waiting at the gate when told to."""
+        self.inputs.append(user_input)
+        number = len(self.inputs)
+        if number in self.hold:
+            self.waiting.set()
+            await self.gate.wait()
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_speech(f"answer {number}")
+        return conversation.ConversationResult(
+            response=response, conversation_id=user_input.conversation_id
+        )
+
+
+async def async_setup_delegating_to(
+    hass: HomeAssistant, agent: conversation.AbstractConversationAgent, options: dict[str, Any]
+) -> MockConfigEntry:
+    """Set up Home Agent delegating to `agent` (registered under a test entry)."""
+    delegate_entry = MockConfigEntry(domain="test")
+    delegate_entry.add_to_hass(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={CONF_BACKEND: "agent"},
+        options={**options, CONF_AGENT_ID: delegate_entry.entry_id},
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    conversation.async_set_agent(hass, delegate_entry, agent)
+    return entry

@@ -1,0 +1,127 @@
+"""Nothing lost, nothing stuck: turns in flight across reloads, timeouts, clears and hangs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.home_agent.const import (
+    CONF_SESSION_TIMEOUT,
+    DOMAIN,
+    EVENT_SESSION_EXPIRED,
+    SERVICE_CLEAR_CONVERSATION,
+)
+
+from .delegates import GateAgent, async_setup_delegating_to
+from .helpers import converse, make_device
+
+
+async def test_a_reload_during_a_turn_keeps_its_exchange(
+    hass: HomeAssistant, agent_options: dict[str, Any]
+) -> None:
+    """Options change (reload) while a turn is answered: the exchange is still remembered."""
+    agent = GateAgent()
+    entry = await async_setup_delegating_to(hass, agent, agent_options)
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="remember the milk", device_id=kitchen)
+    turn = asyncio.create_task(converse(hass, text="and the eggs", device_id=kitchen))
+    await agent.waiting.wait()
+
+    reload = hass.async_create_task(hass.config_entries.async_reload(entry.entry_id))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    agent.gate.set()
+    answered = await turn
+    assert await reload
+    after = await converse(hass, text="what do I need", device_id=kitchen)
+
+    assert answered.response.speech["plain"]["speech"] == "answer 2"
+    assert after.conversation_id == answered.conversation_id == first.conversation_id
+    context = agent.inputs[-1].extra_system_prompt or ""
+    assert "User: remember the milk" in context
+    assert "User: and the eggs" in context
+
+
+async def test_a_turn_longer_than_the_timeout_does_not_end_its_session(
+    hass: HomeAssistant, agent_options: dict[str, Any], freezer: FrozenDateTimeFactory
+) -> None:
+    """A slow answer outlasting the idle timeout: the session lives until the turn is done."""
+    agent = GateAgent()
+    await async_setup_delegating_to(hass, agent, {**agent_options, CONF_SESSION_TIMEOUT: 60})
+    kitchen = make_device(hass, "Kitchen satellite")
+    expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
+    first = await converse(hass, text="remember the milk", device_id=kitchen)
+    turn = asyncio.create_task(converse(hass, text="and the eggs", device_id=kitchen))
+    await agent.waiting.wait()
+
+    freezer.tick(timedelta(seconds=90))  # past the idle timeout, within the turn limit
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert expired == []
+    agent.gate.set()
+    answered = await turn
+    after = await converse(hass, text="what do I need", device_id=kitchen)
+
+    assert answered.conversation_id == after.conversation_id == first.conversation_id
+    assert "User: and the eggs" in (agent.inputs[-1].extra_system_prompt or "")
+    freezer.tick(timedelta(seconds=61))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
+
+
+async def test_turns_queued_behind_a_clear_start_afresh(
+    hass: HomeAssistant, agent_options: dict[str, Any]
+) -> None:
+    """A turn waiting while its conversation is cleared gets none of the cleared context."""
+    agent = GateAgent()
+    await async_setup_delegating_to(hass, agent, agent_options)
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="my pin is 1234", device_id=kitchen)
+    held = asyncio.create_task(converse(hass, text="and my name is Ada", device_id=kitchen))
+    await agent.waiting.wait()
+    queued = asyncio.create_task(converse(hass, text="what is my pin", device_id=kitchen))
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    await hass.services.async_call(
+        DOMAIN, SERVICE_CLEAR_CONVERSATION, {"device_id": kitchen}, blocking=True
+    )
+    agent.gate.set()
+    await held
+    fresh = await queued
+
+    assert fresh.conversation_id != first.conversation_id
+    assert "1234" not in (agent.inputs[-1].extra_system_prompt or "")
+    assert "Ada" not in (agent.inputs[-1].extra_system_prompt or "")
+
+
+async def test_a_hanging_delegate_does_not_block_the_device(
+    hass: HomeAssistant, agent_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delegate that never answers: that turn apologises, the next one is answered."""
+    monkeypatch.setattr("custom_components.home_agent.delegate.DELEGATE_TIME_LIMIT", 0.2)
+    agent = GateAgent(hold={2})
+    await async_setup_delegating_to(hass, agent, agent_options)
+    kitchen = make_device(hass, "Kitchen satellite")
+
+    first = await converse(hass, text="hello", device_id=kitchen)
+    hung = await converse(hass, text="tell me a story", device_id=kitchen)
+    after = await converse(hass, text="are you there", device_id=kitchen)
+
+    assert hung.response.response_type.value == "error"
+    assert "took too long" in hung.response.speech["plain"]["speech"]
+    assert after.response.speech["plain"]["speech"] == "answer 3"
+    assert after.conversation_id == hung.conversation_id == first.conversation_id
+    context = agent.inputs[-1].extra_system_prompt or ""
+    assert "User: hello" in context
+    assert "tell me a story" not in context
