@@ -1,0 +1,92 @@
+"""A stable prompt: consecutive requests of a session share their prefix up to the last turn."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.home_agent.const import (
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_LLM_HASS_API,
+    CONF_MODEL,
+    CONF_PROMPT,
+)
+
+from .fake_openai import FakeOpenAI
+from .helpers import AGENT_ENTITY_ID, make_device
+from .pipeline_runs import async_setup_demo_lights, async_voice
+
+# What may differ after the shared prefix beyond the new words and the previous reply:
+# JSON punctuation of two messages and this turn's facts (the time, on releases without a
+# date/time tool).
+SLACK = 300
+
+
+@pytest.fixture
+def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
+    """Return an `openai` agent with the Assist API and a prompt that uses templates."""
+    return {
+        CONF_BACKEND: "openai",
+        CONF_BASE_URL: fake_openai.base_url,
+        CONF_MODEL: "fake-model",
+        CONF_PROMPT: "You are {{ ha_name }}'s voice assistant.",
+        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+    }
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """Return the length of the common prefix of two texts."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+async def test_six_turns_share_their_prefix_and_tools(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Each request adds only the new user text, the previous reply and a little more."""
+    await async_setup_demo_lights(hass)
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    kitchen = make_device(hass, "Kitchen satellite")
+    sentences = [
+        "good morning",
+        "what lights are on",
+        "is the kitchen warm",
+        "remind me what I asked first",
+        "and what did you answer",
+        "thank you",
+    ]
+    runs = []
+    for sentence in sentences:
+        runs.append(await voice.say(sentence, kitchen))
+        freezer.tick(timedelta(seconds=90))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+
+    assert len({run.conversation_id for run in runs}) == 1
+    requests = fake_openai.chat_requests
+    assert len(requests) == 6
+    for previous, current, run, sentence in zip(
+        requests, requests[1:], runs, sentences[1:], strict=False
+    ):
+        assert current.body["tools"] == previous.body["tools"]
+        before = json.dumps(previous.messages)
+        after = json.dumps(current.messages)
+        shared = _shared_prefix(before, after)
+        added = len(after) - shared
+        assert added <= len(sentence) + len(run.speech) + SLACK, (added, after[shared:])
+        # The shared part covers the whole earlier conversation, not just the system prompt.
+        assert shared >= len(before) - len(previous.messages[-1]["content"]) - SLACK
