@@ -12,7 +12,6 @@ from typing import Any, Self
 
 from aiohttp import web
 
-
 # The facts of one turn (the time, on releases without a date/time tool) that Home Agent
 # adds to that turn's user message only.
 TURN_FACTS = re.compile(r"\n\n\(Current time is [^)]*\)\Z")

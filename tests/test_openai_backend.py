@@ -31,7 +31,7 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
-from .helpers import converse, setup_entry, tracker_of, said
+from .helpers import converse, said, setup_entry, tracker_of
 from .pipeline_runs import async_tool_name
 
 KITCHEN = "kitchen-satellite"

@@ -36,7 +36,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry, tracker_of, said
+from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, said, setup_entry, tracker_of
 from .pipeline_runs import (
     BED_LIGHT,
     Voice,
