@@ -14,6 +14,7 @@ from .const import (
     CONF_BACKEND,
     CONF_BASE_URL,
     CONF_HISTORY_MAX_TURNS,
+    CONF_HISTORY_SUMMARY,
     DOMAIN,
     Backend,
 )
@@ -21,6 +22,7 @@ from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
 from .models_api import async_check_endpoint
 from .openai_compatible import OpenAICompatibleBackend
+from .recap import RecapMaker
 from .services import async_setup_services
 from .settings import entry_settings, session_scope, session_timeout
 from .storage import SessionStore
@@ -39,22 +41,28 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> bool:
     """Restore the agent's sessions and start answering."""
     settings = entry_settings(entry)
-    backend: AgentBackend
-    if settings[CONF_BACKEND] == Backend.OPENAI:
-        await async_check_endpoint(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
-        backend = OpenAICompatibleBackend(hass, settings)
-    else:
-        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id)
     tracker = SessionTracker(
         hass,
         entry.entry_id,
         timeout=session_timeout(settings),
         scope=session_scope(settings),
         max_turns=int(settings[CONF_HISTORY_MAX_TURNS]),
+        summarize=settings[CONF_BACKEND] == Backend.OPENAI and bool(settings[CONF_HISTORY_SUMMARY]),
     )
+    backend: AgentBackend
+    recaps: RecapMaker | None = None
+    if settings[CONF_BACKEND] == Backend.OPENAI:
+        await async_check_endpoint(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
+        model_backend = OpenAICompatibleBackend(hass, settings, tracker)
+        if tracker.summarize:
+            recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
+            entry.async_on_unload(recaps.async_stop)
+        backend = model_backend
+    else:
+        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id)
     await tracker.async_start()
     entry.async_on_unload(tracker.async_shutdown)
-    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend)
+    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

@@ -77,3 +77,17 @@ DELEGATE_TIME_LIMIT: Final = 120.0
 TURN_TIME_LIMIT: Final = 120.0
 # Seconds an unloading agent waits for turns in flight, so their exchanges are kept.
 UNLOAD_TURN_WAIT: Final = 10.0
+
+# Options of the long-conversation issue: a token budget for the history sent to the
+# model, and a running summary of what left it.
+CONF_HISTORY_MAX_TOKENS: Final = "history_max_tokens"
+CONF_HISTORY_SUMMARY: Final = "history_summary"
+# Fits a 4k-token model next to the Assist prompt, its tools and an answer.
+DEFAULT_HISTORY_MAX_TOKENS: Final = 1536
+MIN_HISTORY_MAX_TOKENS: Final = 256
+MAX_HISTORY_MAX_TOKENS: Final = 131072
+DEFAULT_HISTORY_SUMMARY: Final = True
+# Seconds a session must be idle before its summary is brought up to date.
+RECAP_IDLE_DELAY: Final = 30.0
+# Exchanges waiting to be summarized at most (older ones are dropped unsummarized).
+RECAP_PENDING_MAX: Final = 20

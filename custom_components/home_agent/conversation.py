@@ -132,14 +132,19 @@ class HomeAgentConversationEntity(
                 # Cleared (or expired) while this turn waited: it starts afresh.
                 session = self._resolve(user_input)
             assert self._watcher is not None
+            recaps = self.entry.runtime_data.recaps
             self._watcher.async_turn_started(chat_log, session.conversation_id)
             self._tracker.async_begin_turn(session)
+            if recaps is not None:
+                recaps.async_turn_started(session)
             try:
                 response, exchange = await self._async_answer(user_input, chat_log, session)
                 self._tracker.async_record_turn(session, exchange)
             finally:
                 self._tracker.async_end_turn(session)
                 self._watcher.async_turn_ended(chat_log)
+                if recaps is not None:
+                    recaps.async_turn_ended(session)
         return conversation.ConversationResult(
             response=response,
             conversation_id=session.conversation_id,

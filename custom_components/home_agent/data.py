@@ -9,6 +9,7 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .backend import AgentBackend
+    from .recap import RecapMaker
     from .tracker import SessionTracker
 
 type HomeAgentConfigEntry = ConfigEntry[HomeAgentData]
@@ -20,3 +21,5 @@ class HomeAgentData:
 
     tracker: SessionTracker
     backend: AgentBackend
+    # Keeps running summaries of long sessions (`openai` agents with summaries on).
+    recaps: RecapMaker | None = None

@@ -19,6 +19,7 @@ from .compat import llm_context
 from .const import (
     CONF_API_KEY,
     CONF_BASE_URL,
+    CONF_HISTORY_MAX_TOKENS,
     CONF_MAX_TOKENS,
     CONF_MODEL,
     CONF_PROMPT,
@@ -26,11 +27,14 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
+from .history import TokenEstimator, exchanges_over_budget
 from .llm_tools import async_get_toolbox
 from .memory import history_messages, live_messages
 from .prompt import async_system_prompt, async_turn_facts
-from .session import Session
+from .recap import RECAP_INSTRUCTIONS, recap_request
+from .session import Exchange, Session
 from .settings import llm_api_ids
+from .tracker import SessionTracker
 
 # Model replies per turn that may ask for tools before the turn is given up.
 MAX_TOOL_ITERATIONS = 10
@@ -39,10 +43,14 @@ MAX_TOOL_ITERATIONS = 10
 class OpenAICompatibleBackend:
     """Answer with a model behind an OpenAI-compatible endpoint."""
 
-    def __init__(self, hass: HomeAssistant, settings: Mapping[str, Any]) -> None:
-        """Remember the endpoint settings."""
+    def __init__(
+        self, hass: HomeAssistant, settings: Mapping[str, Any], tracker: SessionTracker
+    ) -> None:
+        """Remember the endpoint settings and the sessions' tracker."""
         self._hass = hass
         self._settings = settings
+        self._tracker = tracker
+        self.estimator = TokenEstimator()
 
     @property
     def can_act(self) -> bool:
@@ -67,6 +75,12 @@ class OpenAICompatibleBackend:
         chat_log.content[0] = SystemContent(content=system_prompt)
         tools = toolbox.schemas()
         chat_log.async_trace({"messages": chat_log.content, "tools": tools})
+        self._tracker.async_retire(
+            session,
+            exchanges_over_budget(
+                session.transcript, int(self._settings[CONF_HISTORY_MAX_TOKENS]), self.estimator
+            ),
+        )
         # Everything before the current turn is the same as in the previous request of
         # this session, so a server's prompt cache only evaluates what is new.
         earlier: list[dict[str, Any]] = [
@@ -93,6 +107,23 @@ class OpenAICompatibleBackend:
             if not chat_log.unresponded_tool_results:
                 return
         raise llm_error("model_tool_loop")
+
+    async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
+        """Return the model's updated summary of a conversation (no tools, not streamed)."""
+        payload: dict[str, Any] = {
+            "messages": [
+                {"role": "system", "content": RECAP_INSTRUCTIONS},
+                {"role": "user", "content": recap_request(recap, exchanges)},
+            ],
+            "temperature": 0.2,
+            "max_tokens": 256,
+        }
+        if model := self._settings.get(CONF_MODEL):
+            payload["model"] = model
+        reply = await async_chat_completion(
+            self._hass, self._settings[CONF_BASE_URL], self._settings.get(CONF_API_KEY), payload
+        )
+        return reply.content or ""
 
     async def _async_stream(
         self, payload: dict[str, Any]

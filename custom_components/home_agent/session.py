@@ -54,6 +54,8 @@ class Session:
     transcript: deque[Exchange] = field(default_factory=deque)
     # A running summary of exchanges that left the transcript (never shown anywhere).
     recap: str | None = None
+    # Exchanges that left the transcript and wait to join the summary.
+    recap_pending: list[Exchange] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Return the public description: everything but the transcript."""

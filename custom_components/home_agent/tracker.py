@@ -39,6 +39,7 @@ from .const import (
     EVENT_SESSION_EXPIRED,
     EVENT_SESSION_STARTED,
     LOGGER,
+    RECAP_PENDING_MAX,
     SessionScope,
 )
 from .session import Exchange, Session
@@ -96,6 +97,7 @@ class SessionTracker:
         timeout: timedelta,
         scope: SessionScope,
         max_turns: int,
+        summarize: bool = False,
     ) -> None:
         """Create an empty tracker; call async_start to restore and listen."""
         self.hass = hass
@@ -103,6 +105,8 @@ class SessionTracker:
         self.timeout = timeout
         self.scope = scope
         self.max_turns = max_turns
+        # Whether exchanges leaving the transcript wait to join a running summary.
+        self.summarize = summarize
         self._sessions: dict[str, Session] = {}
         self._by_key: dict[str, Session] = {}
         self._timers: dict[str, CALLBACK_TYPE] = {}
@@ -276,8 +280,32 @@ class SessionTracker:
             return  # cleared or expired while the turn was being answered
         session.turns += 1
         if exchange is not None:
+            if len(session.transcript) == session.transcript.maxlen:
+                self._retire(session, 1)
             session.transcript.append(exchange)
         self._touch(session)
+
+    @callback
+    def async_retire(self, session: Session, count: int) -> None:
+        """Take the oldest exchanges out of the transcript (into the summary, if kept)."""
+        if count and self._sessions.get(session.conversation_id) is session:
+            self._retire(session, count)
+            self.store.async_schedule_save()
+
+    def _retire(self, session: Session, count: int) -> None:
+        """Move the `count` oldest exchanges to those waiting for the summary."""
+        leaving = [session.transcript.popleft() for _ in range(min(count, len(session.transcript)))]
+        if self.summarize:
+            session.recap_pending = [*session.recap_pending, *leaving][-RECAP_PENDING_MAX:]
+
+    @callback
+    def async_set_recap(self, session: Session, recap: str, covered: int) -> None:
+        """Store a new summary that covers the first `covered` waiting exchanges."""
+        if self._sessions.get(session.conversation_id) is not session:
+            return  # ended while the summary was being made
+        session.recap = recap
+        session.recap_pending = session.recap_pending[covered:]
+        self.store.async_schedule_save()
 
     @callback
     def async_begin_turn(self, session: Session) -> None:

@@ -1,0 +1,125 @@
+"""A running summary of the exchanges that left a session's history, made while it is idle.
+
+Exchanges that no longer fit the history wait on the session; once the session has been
+quiet for RECAP_IDLE_DELAY seconds the same model folds them into the session's summary,
+which is sent ahead of the remaining history from then on. A turn never waits for it: a
+turn that arrives abandons a summary in progress, and the next quiet spell tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
+
+from .const import LOGGER, RECAP_IDLE_DELAY
+from .session import Exchange, Session
+from .tracker import SessionChange, SessionTracker
+
+type Summarizer = Callable[[str | None, list[Exchange]], Awaitable[str]]
+
+RECAP_INSTRUCTIONS = (
+    "You keep the memory of a voice assistant's conversation with a person. Write an "
+    "updated summary of the conversation so far in at most 80 words of plain text: keep "
+    "names, numbers, preferences, decisions and what was done in the home; leave out "
+    "greetings and small talk."
+)
+
+
+def recap_request(recap: str | None, exchanges: list[Exchange]) -> str:
+    """Return what the model is asked to summarize."""
+    lines = [f"Summary so far: {recap or '(none)'}", "", "Exchanges to add:"]
+    for exchange in exchanges:
+        lines.append(f"User: {exchange.user}")
+        lines.extend(
+            f"(Assistant called {call.name} {call.arguments}: {call.result})"
+            for round_ in exchange.rounds
+            for call in round_.calls
+        )
+        lines.append(f"Assistant: {exchange.assistant}")
+    return "\n".join(lines)
+
+
+class RecapMaker:
+    """Summarize sessions' waiting exchanges while they are idle."""
+
+    def __init__(self, hass: HomeAssistant, tracker: SessionTracker, summarize: Summarizer) -> None:
+        """Summarize with `summarize(previous_recap, exchanges)`."""
+        self._hass = hass
+        self._tracker = tracker
+        self._summarize = summarize
+        self._timers: dict[str, CALLBACK_TYPE] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._unsubs = [
+            tracker.async_add_listener(self._async_session_changed),
+            # Entries are not unloaded when Home Assistant stops; nothing may linger.
+            hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._async_stopping),
+        ]
+
+    @callback
+    def async_turn_started(self, session: Session) -> None:
+        """Abandon the session's summary: a turn is being answered."""
+        self._cancel(session.conversation_id)
+
+    @callback
+    def async_turn_ended(self, session: Session) -> None:
+        """Summarize the waiting exchanges once the session has been idle for a while."""
+        self._cancel(session.conversation_id)
+        if not session.recap_pending:
+            return
+
+        @callback
+        def _async_idle(_now: datetime) -> None:
+            self._timers.pop(session.conversation_id, None)
+            self._tasks[session.conversation_id] = self._hass.async_create_background_task(
+                self._async_make(session), "home_agent_recap"
+            )
+
+        self._timers[session.conversation_id] = async_call_later(
+            self._hass, RECAP_IDLE_DELAY, _async_idle
+        )
+
+    async def _async_make(self, session: Session) -> None:
+        """Ask the model for the new summary and keep it."""
+        pending = list(session.recap_pending)
+        try:
+            recap = (await self._summarize(session.recap, pending)).strip()
+        except Exception as err:
+            LOGGER.debug("No summary this time: %r", err)
+            return
+        finally:
+            self._tasks.pop(session.conversation_id, None)
+        if recap:
+            LOGGER.debug("Summary of %s: %s", session.conversation_id, recap)
+            self._tracker.async_set_recap(session, recap, covered=len(pending))
+
+    @callback
+    def _async_session_changed(self, session: Session, change: SessionChange) -> None:
+        """Drop the work of a session that ended."""
+        if change in (SessionChange.EXPIRED, SessionChange.CLEARED):
+            self._cancel(session.conversation_id)
+
+    def _cancel(self, conversation_id: str) -> None:
+        """Cancel a session's scheduled or running summary."""
+        if (unsub := self._timers.pop(conversation_id, None)) is not None:
+            unsub()
+        if (task := self._tasks.pop(conversation_id, None)) is not None:
+            task.cancel()
+
+    @callback
+    def _async_stopping(self, _event: Event) -> None:
+        """Cancel everything when Home Assistant stops."""
+        self._unsubs.pop()
+        self.async_stop()
+
+    @callback
+    def async_stop(self) -> None:
+        """Cancel everything."""
+        while self._unsubs:
+            self._unsubs.pop()()
+        for conversation_id in [*self._timers, *self._tasks]:
+            self._cancel(conversation_id)
