@@ -27,6 +27,7 @@ from custom_components.home_agent.const import (
 )
 
 from .helpers import converse, setup_entry, tracker_of
+from .storage_files import stored_sessions
 
 
 async def test_clock_jumping_forward_hours_expires_each_session_once(
@@ -54,7 +55,6 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     config_entry: MockConfigEntry,
     agent_options: dict[str, Any],
     freezer: FrozenDateTimeFactory,
-    hass_storage: dict[str, Any],
 ) -> None:
     """Each of 10,000 simultaneous expiries fires one event; the loop keeps serving turns."""
     hass.config_entries.async_update_entry(
@@ -79,7 +79,7 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     freezer.tick(timedelta(seconds=30))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    stored = hass_storage[f"{DOMAIN}.{config_entry.entry_id}"]["data"]["sessions"]
+    stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
 
 
@@ -156,7 +156,7 @@ async def test_turns_from_many_devices_at_once(
         assert session is not None
         assert session.turns == 10
         # Every exchange kept, in the order the turns were sent.
-        assert [tuple(e) for e in session.transcript] == [
+        assert [(e.user, e.assistant) for e in session.transcript] == [
             (f"turn {k}", f"echo turn {k}") for k in range(10)
         ]
 
@@ -182,7 +182,6 @@ class _SlowAgent(_DelegateAgent):
 async def test_home_assistant_stopping_mid_turn(
     hass: HomeAssistant,
     agent_options: dict[str, Any],
-    hass_storage: dict[str, Any],
 ) -> None:
     """Stopping while a turn is being answered loses nothing that was complete."""
     slow = _SlowAgent()
@@ -193,7 +192,7 @@ async def test_home_assistant_stopping_mid_turn(
     await slow.waiting.wait()
 
     await hass.async_stop(force=True)
-    stored = hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["sessions"]
+    stored = stored_sessions(hass, entry.entry_id)
     assert [s["transcript"] for s in stored] == [[["remember the milk", "answer 1"]]]
 
     slow.release.set()

@@ -23,7 +23,7 @@ from .models_api import async_check_endpoint
 from .openai_compatible import OpenAICompatibleBackend
 from .services import async_setup_services
 from .settings import entry_settings, session_scope, session_timeout
-from .storage import SessionStore
+from .storage import async_remove_files
 from .tracker import SessionTracker
 
 PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
@@ -72,4 +72,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
     """Delete the agent's stored sessions and transcripts."""
-    await SessionStore(hass, entry.entry_id, dict).async_remove()
+    await async_remove_files(hass, entry.entry_id)
