@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
 import logging
+from pathlib import Path
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -33,6 +34,12 @@ def auto_enable_custom_integrations(
 ) -> Generator[None]:
     """Let Home Assistant load custom_components/home_agent in every test."""
     return
+
+
+@pytest.fixture(autouse=True)
+def private_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Give each test its own configuration folder: the agents write real files there."""
+    hass.config.config_dir = str(tmp_path)
 
 
 @pytest.fixture

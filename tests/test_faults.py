@@ -28,6 +28,7 @@ from custom_components.home_agent.const import (
 )
 
 from .helpers import converse, setup_entry, tracker_of
+from .storage_files import stored_sessions
 
 
 async def test_clock_jumping_forward_hours_expires_each_session_once(
@@ -55,7 +56,6 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     config_entry: MockConfigEntry,
     agent_options: dict[str, Any],
     freezer: FrozenDateTimeFactory,
-    hass_storage: dict[str, Any],
 ) -> None:
     """Each of 10,000 simultaneous expiries fires one event; the loop keeps serving turns."""
     hass.config_entries.async_update_entry(
@@ -80,7 +80,7 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     freezer.tick(timedelta(seconds=30))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    stored = hass_storage[f"{DOMAIN}.{config_entry.entry_id}"]["data"]["sessions"]
+    stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
 
 
@@ -183,7 +183,6 @@ class _SlowAgent(_DelegateAgent):
 async def test_home_assistant_stopping_mid_turn(
     hass: HomeAssistant,
     agent_options: dict[str, Any],
-    hass_storage: dict[str, Any],
 ) -> None:
     """Stopping while a turn is being answered loses nothing that was complete."""
     slow = _SlowAgent()
@@ -194,7 +193,7 @@ async def test_home_assistant_stopping_mid_turn(
     await slow.waiting.wait()
 
     await hass.async_stop(force=True)
-    stored = hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["sessions"]
+    stored = stored_sessions(hass, entry.entry_id)
     assert [s["transcript"] for s in stored] == [[["remember the milk", "answer 1"]]]
 
     slow.release.set()

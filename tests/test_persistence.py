@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -11,9 +13,8 @@ from unittest.mock import patch
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, HomeAssistant
-from homeassistant.helpers import issue_registry as ir, storage
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
-from homeassistant.util.file import WriteError
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -29,45 +30,21 @@ from custom_components.home_agent.const import (
 )
 
 from .helpers import async_restarted, converse, setup_entry, tracker_of
+from .storage_files import index_path, stored_sessions, v1_record, write_v1
 
-# Captured before phcc's hass_storage patches it, to read real files in corrupt-file tests.
-REAL_STORE_LOAD = storage.Store._async_load
 TIMEOUT = timedelta(hours=1)
+_stored_session = v1_record
 
 
-def _stored_session(
-    conversation_id: str, key: str, last_activity: str, transcript: list[list[str]]
-) -> dict[str, Any]:
-    """Return a session record as Home Agent writes it."""
-    return {
-        "conversation_id": conversation_id,
-        "session_key": key,
-        "device_id": key.removeprefix("device:"),
-        "satellite_id": None,
-        "user_id": None,
-        "started_at": last_activity,
-        "last_activity": last_activity,
-        "expires_at": last_activity,
-        "turns": len(transcript),
-        "transcript": transcript,
-    }
-
-
-def _seed(hass_storage: dict[str, Any], entry: MockConfigEntry, sessions: list[Any]) -> None:
-    """Put stored sessions in place before the entry is set up."""
-    hass_storage[f"{DOMAIN}.{entry.entry_id}"] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": f"{DOMAIN}.{entry.entry_id}",
-        "data": {"sessions": sessions},
-    }
+def _seed(hass: HomeAssistant, entry: MockConfigEntry, sessions: list[Any]) -> None:
+    """Put stored sessions (storage version 1) in place before the entry is set up."""
+    write_v1(hass, entry.entry_id, sessions)
 
 
 async def test_restart_continues_with_the_remaining_time(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
-    hass_storage: dict[str, Any],
 ) -> None:
     """A second Home Assistant on the same storage continues the session and its timer."""
     first = await converse(hass, text="what time is it", device_id="dev-kitchen")
@@ -101,7 +78,6 @@ async def test_restart_continues_with_the_remaining_time(
 async def test_sessions_that_ran_out_while_stopped_expire_once(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,
-    hass_storage: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A session that timed out during downtime fires `expired` once, after start-up."""
@@ -109,7 +85,7 @@ async def test_sessions_that_ran_out_while_stopped_expire_once(
     stale = (now - timedelta(hours=2)).isoformat()
     fresh = (now - timedelta(minutes=10)).isoformat()
     _seed(
-        hass_storage,
+        hass,
         config_entry,
         [
             _stored_session("01JSTALE000000000000000000", "device:dev-old", stale, [["a", "b"]]),
@@ -136,7 +112,7 @@ async def test_sessions_that_ran_out_while_stopped_expire_once(
     assert await hass.config_entries.async_reload(config_entry.entry_id)
     await hass.async_block_till_done()
     assert len(expired) == 1
-    stored = hass_storage[f"{DOMAIN}.{config_entry.entry_id}"]["data"]["sessions"]
+    stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == ["01JFRESH000000000000000000"]
 
     freezer.tick(timedelta(minutes=50))
@@ -148,62 +124,60 @@ async def test_sessions_that_ran_out_while_stopped_expire_once(
 async def test_changes_are_written_once_per_save_delay(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
-    hass_storage: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A burst of turns is one write, after the save delay — not one write per turn."""
-    key = f"{DOMAIN}.{setup_integration.entry_id}"
     tracker = tracker_of(setup_integration)
     for device in ("dev-a", "dev-b", "dev-c"):
         await converse(hass, device_id=device)
-    assert key not in hass_storage
+    assert not index_path(hass, setup_integration.entry_id).exists()
     freezer.tick(timedelta(seconds=SAVE_DELAY))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    assert len(hass_storage[key]["data"]["sessions"]) == 3
+    assert len(stored_sessions(hass, setup_integration.entry_id)) == 3
     assert tracker.store.writes == 1
 
 
 async def test_failed_write_is_retried_and_nothing_is_lost(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
-    hass_storage: dict[str, Any],
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A disk error while saving is logged and retried; the session stays in memory."""
-    key = f"{DOMAIN}.{setup_integration.entry_id}"
-    mocked_write = storage.Store._async_write_data
     failures = 0
+    real_replace = os.replace
 
-    async def failing_once(store: storage.Store, *args: Any) -> None:
+    def failing_once(source: str, destination: str) -> None:
         nonlocal failures
-        if store.key == key and failures == 0:
+        if failures == 0:
             failures += 1
-            raise WriteError("No space left on device")
-        await mocked_write(store, *args)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, destination)
 
     first = await converse(hass, device_id="dev-a")
-    with patch.object(storage.Store, "_async_write_data", failing_once):
+    with patch("custom_components.home_agent.storage.os.replace", failing_once):
         freezer.tick(timedelta(seconds=SAVE_DELAY))
         async_fire_time_changed(hass)
         await hass.async_block_till_done()
         assert failures == 1
-        assert key not in hass_storage
+        assert not index_path(hass, setup_integration.entry_id).exists()
         assert "retrying" in caplog.text
         assert tracker_of(setup_integration).get(first.conversation_id) is not None
 
         freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
         async_fire_time_changed(hass)
         await hass.async_block_till_done()
-    stored = hass_storage[key]["data"]["sessions"]
+    stored = stored_sessions(hass, setup_integration.entry_id)
     assert [s["conversation_id"] for s in stored] == [first.conversation_id]
+    # No temporary file is left behind by the failed write.
+    assert not list(index_path(hass, setup_integration.entry_id).parent.glob("*.tmp"))
 
 
 @pytest.mark.parametrize(
     ("content", "aside_suffix"),
     [
-        pytest.param("{ this is not json", ".corrupt.", id="invalid-json"),
+        pytest.param("{ this is not json", ".unreadable.", id="invalid-json"),
         pytest.param(
             json.dumps({"version": 1, "minor_version": 1, "key": "k", "data": {"sessions": 7}}),
             ".unreadable.",
@@ -214,7 +188,7 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
             ".unreadable.",
             id="future-version",
         ),
-        pytest.param('{"version": 1, "minor_version": 1', ".corrupt.", id="truncated"),
+        pytest.param('{"version": 1, "minor_version": 1', ".unreadable.", id="truncated"),
     ],
 )
 async def test_unreadable_storage_never_blocks_setup(
@@ -230,8 +204,7 @@ async def test_unreadable_storage_never_blocks_setup(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
     try:
-        with patch.object(storage.Store, "_async_load", REAL_STORE_LOAD):
-            await setup_entry(hass, config_entry)
+        await setup_entry(hass, config_entry)
         assert config_entry.state.recoverable is True or config_entry.state.name == "LOADED"
         assert config_entry.state.name == "LOADED"
         assert tracker_of(config_entry).sessions == []
@@ -251,13 +224,12 @@ async def test_unreadable_storage_never_blocks_setup(
 async def test_one_bad_record_keeps_the_others(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,
-    hass_storage: dict[str, Any],
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """A malformed session record is reported; the readable sessions are kept."""
     recent = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
     _seed(
-        hass_storage,
+        hass,
         config_entry,
         [
             _stored_session("01JGOOD0000000000000000000", "device:dev-a", recent, [["q", "a"]]),

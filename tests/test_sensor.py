@@ -28,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.home_agent.const import CONF_SESSION_SCOPE, DOMAIN
 
 from .helpers import SUMMARY_KEYS, converse, make_device, setup_entry, tracker_of
+from .storage_files import v1_record, write_v1
 
 COUNT = "sensor.home_agent_active_conversations"
 KITCHEN = "sensor.home_agent_kitchen_satellite_conversation"
@@ -242,7 +243,6 @@ async def test_session_sensors_come_back_after_a_restart(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
-    hass_storage: dict[str, Any],
 ) -> None:
     """A fresh start: sensors from the registry, idle ones with their saved details."""
     kitchen = make_device(hass, "Kitchen satellite")
@@ -263,27 +263,11 @@ async def test_session_sensors_come_back_after_a_restart(
     }
     mock_restore_cache(hass, [State(KITCHEN, "active", saved)])
     now = dt_util.utcnow().isoformat()
-    hass_storage[f"{DOMAIN}.{config_entry.entry_id}"] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": f"{DOMAIN}.{config_entry.entry_id}",
-        "data": {
-            "sessions": [
-                {
-                    "conversation_id": "01JBEDROOMSESSION000000000",
-                    "session_key": f"device:{bedroom}",
-                    "device_id": bedroom,
-                    "satellite_id": None,
-                    "user_id": None,
-                    "started_at": now,
-                    "last_activity": now,
-                    "expires_at": now,
-                    "turns": 2,
-                    "transcript": [],
-                }
-            ]
-        },
-    }
+    write_v1(
+        hass,
+        config_entry.entry_id,
+        [v1_record("01JBEDROOMSESSION000000000", f"device:{bedroom}", now, [["a", "b"]] * 2)],
+    )
 
     await setup_entry(hass, config_entry)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-import json
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -26,6 +25,7 @@ from custom_components.home_agent.const import (
     SAVE_DELAY,
 )
 
+from . import storage_files
 from .helpers import AGENT_ENTITY_ID, EVENT_KEYS, converse, make_device, setup_entry, tracker_of
 
 SECRET = "what is the date today"  # understood by the built-in agent, so it is remembered
@@ -46,16 +46,15 @@ async def clear(
     return dict(response) if response is not None else None
 
 
-def stored_text(hass_storage: dict[str, Any], entry: MockConfigEntry) -> str:
-    """Return the agent's storage file as text, as it is on disk."""
-    return json.dumps(hass_storage.get(f"{DOMAIN}.{entry.entry_id}", {}))
+def stored_text(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """Return the agent's storage files as text, as they are on disk."""
+    return storage_files.stored_text(hass, entry.entry_id)
 
 
 async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
     hass_admin_user: MockUser,
-    hass_storage: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The session ends, its transcript leaves the disk, the event tells who and why."""
@@ -66,13 +65,13 @@ async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
     freezer.tick(timedelta(seconds=SAVE_DELAY))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    assert SECRET in stored_text(hass_storage, setup_integration)
+    assert SECRET in stored_text(hass, setup_integration)
     cleared = async_capture_events(hass, EVENT_SESSION_CLEARED)
 
     assert await clear(hass, hass_admin_user, device_id=kitchen) == {"cleared": 1}
     await hass.async_block_till_done()
 
-    assert SECRET not in stored_text(hass_storage, setup_integration)
+    assert SECRET not in stored_text(hass, setup_integration)
     assert len(cleared) == 1
     assert set(cleared[0].data) == EVENT_KEYS | {"reason"}
     assert cleared[0].data["conversation_id"] == first.conversation_id

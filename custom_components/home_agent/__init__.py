@@ -25,7 +25,7 @@ from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
 from .settings import entry_settings, session_scope, session_timeout
-from .storage import SessionStore
+from .storage import async_remove_files
 from .tracker import SessionTracker
 
 PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
@@ -80,4 +80,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
     """Delete the agent's stored sessions and transcripts."""
-    await SessionStore(hass, entry.entry_id, dict).async_remove()
+    await async_remove_files(hass, entry.entry_id)

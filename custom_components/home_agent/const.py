@@ -64,7 +64,7 @@ SERVICE_CLEAR_CONVERSATION: Final = "clear_conversation"
 SAVE_DELAY: Final = 10.0
 # How long a failed write waits before it is tried again.
 SAVE_RETRY_DELAY: Final = 60.0
-STORAGE_VERSION: Final = 1
+STORAGE_VERSION: Final = 2
 STORAGE_MINOR_VERSION: Final = 1
 
 # The longest tool result a transcript keeps (longer ones are cut with a marker).

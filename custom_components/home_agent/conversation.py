@@ -127,6 +127,8 @@ class HomeAgentConversationEntity(
     ) -> conversation.ConversationResult:
         """Answer and remember one turn; turns of one session run one after the other."""
         session = self._resolve(user_input)
+        # Right after start-up the stored transcripts may still be on their way in.
+        await self._tracker.async_transcripts_loaded()
         async with self._turn_lock(session.conversation_id):
             if self._tracker.get(session.conversation_id) is not session:
                 # Cleared (or expired) while this turn waited: it starts afresh.

@@ -8,15 +8,15 @@ point-in-time timer, re-armed on activity; its life-cycle is announced on the bu
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from operator import attrgetter
 from typing import Any
 
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import (
     CALLBACK_TYPE,
     Context,
@@ -27,8 +27,13 @@ from homeassistant.core import (
     HomeAssistant,
     callback,
 )
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.helpers.event import (
+    TrackStates,
+    async_track_point_in_utc_time,
+    async_track_state_change_filtered,
+)
 from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
@@ -40,14 +45,18 @@ from .const import (
     EVENT_SESSION_STARTED,
     LOGGER,
     RECAP_PENDING_MAX,
+    SAVE_RETRY_DELAY,
     SessionScope,
 )
-from .session import Exchange, Session
-from .storage import SessionStore, StoredData
+from .session import Exchange, Session, sanitize_exchange
+from .storage import SessionStore, Snapshot, StoredTranscripts
 
 REASON_TIMEOUT = "timeout"
 SATELLITE_DOMAIN = "assist_satellite"
 SATELLITE_IDLE = "idle"
+# Sessions restored (or transcripts attached) per event-loop iteration: a start-up with
+# thousands of sessions never holds the loop for long.
+RESTORE_CHUNK = 1000
 
 
 class SessionChange(StrEnum):
@@ -117,20 +126,19 @@ class SessionTracker:
         self._agent_id: str | None = None
         self._unsub_stop: CALLBACK_TYPE | None = None
         self._closed = False
+        self._transcripts_task: asyncio.Task[None] | None = None
         self.store = SessionStore(hass, entry_id, self._snapshot)
 
     # --- life-cycle -------------------------------------------------------
 
     async def async_start(self) -> None:
         """Restore stored sessions, re-arm their timers and start listening."""
-        await self._async_restore(await self.store.async_load())
-        self._unsubs.append(
-            self.hass.bus.async_listen(
-                EVENT_STATE_CHANGED,
-                self._async_satellite_changed,
-                event_filter=_is_satellite_busy,
-            )
+        await self._async_restore()
+        # Home Assistant dispatches by domain: other entities' changes never reach us.
+        satellites = async_track_state_change_filtered(
+            self.hass, TrackStates(False, set(), {SATELLITE_DOMAIN}), self._async_satellite_changed
         )
+        self._unsubs.append(satellites.async_remove)
         self._unsub_stop = self.hass.bus.async_listen_once(
             EVENT_HOMEASSISTANT_STOP, self._async_stop
         )
@@ -151,41 +159,45 @@ class SessionTracker:
         if self._unsub_stop is not None:
             self._unsub_stop()
             self._unsub_stop = None
+        await self.async_transcripts_loaded()
         await self.store.async_shutdown()
 
-    async def _async_restore(self, data: StoredData | None) -> None:
-        """Rebuild sessions from storage; expire those that ran out meanwhile."""
-        if not data:
-            return
-        now = dt_util.utcnow()
-        ran_out: list[Session] = []
-        live: list[Session] = []
-        bad: list[str] = []
-        records = data.get("sessions") if isinstance(data, dict) else None
-        if not isinstance(records, list):
-            await self.store.async_keep_aside("no session list")
-            return
-        for record in records:
-            try:
-                session = Session.from_storage(record, self.max_turns)
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
-                bad.append(f"{type(err).__name__}: {err}")
-                continue
-            session.expires_at = session.last_activity + self.timeout
-            (ran_out if session.expires_at <= now else live).append(session)
-        # Armed soonest first, each new timer lands at the end of the loop's heap at once.
-        live.sort(key=attrgetter("expires_at"))
-        for session in live:
+    async def _async_restore(self) -> None:
+        """Rebuild sessions from the index, arm their timers, then read the transcripts.
+
+        The index is small and read first; the transcripts (tens of megabytes with
+        thousands of sessions) are read afterwards in the background (see storage.py).
+        """
+        index = await self.store.async_load_index(self.timeout, self.max_turns)
+        live, ran_out = index.live, index.ran_out
+        stored: StoredTranscripts | None = None
+        if index.index_stale:
+            # The last index write failed after its transcripts were written: sessions the
+            # newer transcripts file no longer lists were cleared or expired since.
+            stored = await self.store.async_load_transcripts(self.max_turns)
+            live = [s for s in live if s.conversation_id in stored.by_id]
+            ran_out = [s for s in ran_out if s.conversation_id in stored.by_id]
+        for number, session in enumerate(live, 1):
             self._add(session)
             self._arm(session)
-        if bad:
-            await self.store.async_keep_aside(f"{len(bad)} unreadable session(s): {bad[0]}")
-            self.store.async_schedule_save()
+            if number % RESTORE_CHUNK == 0:
+                await asyncio.sleep(0)
+        if stored is not None:
+            await self._async_attach(stored)
+        elif live and not index.transcripts_inline:
+            self._transcripts_task = self.hass.async_create_background_task(
+                self._async_load_transcripts(), f"{DOMAIN} transcripts {self.entry_id}"
+            )
+            self.store.hold_writes_until(self._transcripts_task)
         LOGGER.debug(
-            "Restored %d session(s); %d ran out while stopped", len(self._sessions), len(ran_out)
+            "Restored %d session(s); %d ran out while stopped, %d duplicate(s) dropped",
+            len(self._sessions),
+            len(ran_out),
+            index.duplicates,
         )
-        if ran_out:
+        if ran_out or index.problems or index.duplicates or index.transcripts_inline:
             self.store.async_schedule_save()
+        if ran_out:
 
             @callback
             def _announce(_hass: HomeAssistant) -> None:
@@ -193,6 +205,33 @@ class SessionTracker:
                     self._notify(session, SessionChange.EXPIRED, REASON_TIMEOUT)
 
             self._unsubs.append(async_at_started(self.hass, _announce))
+
+    async def _async_load_transcripts(self) -> None:
+        """Read the stored transcripts and give each restored session its own."""
+        await self._async_attach(await self.store.async_load_transcripts(self.max_turns))
+
+    async def _async_attach(self, stored: StoredTranscripts) -> None:
+        """Put stored transcripts in front of what sessions recorded since start-up."""
+        items = list(stored.by_id.items())
+        for start in range(0, len(items), RESTORE_CHUNK):
+            for conversation_id, (recap, exchanges, pending) in items[
+                start : start + RESTORE_CHUNK
+            ]:
+                if (session := self._sessions.get(conversation_id)) is None:
+                    continue
+                # A turn answered before the file was read goes after the stored ones.
+                session.transcript = deque([*exchanges, *session.transcript], maxlen=self.max_turns)
+                if session.recap is None:
+                    session.recap = recap
+                    session.recap_pending = [*pending, *session.recap_pending]
+            await asyncio.sleep(0)
+        if stored.problems or stored.unreadable:
+            self.store.async_schedule_save()
+
+    async def async_transcripts_loaded(self) -> None:
+        """Wait until the stored transcripts are attached (at once after start-up)."""
+        if (task := self._transcripts_task) is not None and not task.done():
+            await asyncio.wait([task])
 
     # --- queries ----------------------------------------------------------
 
@@ -282,7 +321,8 @@ class SessionTracker:
         if exchange is not None:
             if len(session.transcript) == session.transcript.maxlen:
                 self._retire(session, 1)
-            session.transcript.append(exchange)
+            # Half an emoji from a cut stream cannot be saved as JSON: store what can be.
+            session.transcript.append(sanitize_exchange(exchange))
         self._touch(session)
 
     @callback
@@ -337,8 +377,13 @@ class SessionTracker:
         for session in cleared:
             self._remove(session)
             self._notify(session, SessionChange.CLEARED, reason, context)
-        if cleared:
-            await self.store.async_flush()
+        if cleared and not await self.store.async_flush():
+            # Ended in memory, but what was said is still on disk: say so, never `cleared`.
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="clear_not_written",
+                translation_placeholders={"retry": f"{SAVE_RETRY_DELAY:.0f}"},
+            )
         return len(cleared)
 
     # --- internals --------------------------------------------------------
@@ -433,6 +478,8 @@ class SessionTracker:
     @callback
     def _async_satellite_changed(self, event: Event[EventStateChangedData]) -> None:
         """Keep a satellite's session alive while it listens, thinks or speaks."""
+        if not _is_satellite_busy(event.data):
+            return
         entity_id = event.data["entity_id"]
         entry = er.async_get(self.hass).async_get(entity_id)
         device_id = entry.device_id if entry else None
@@ -442,9 +489,16 @@ class SessionTracker:
             ):
                 self._touch(session)
 
-    def _snapshot(self) -> StoredData:
-        """Return what is written to disk (a fresh structure, safe to serialize anywhere)."""
-        return {"sessions": [s.as_storage() for s in self._sessions.values()]}
+    def _snapshot(self) -> Snapshot:
+        """Capture what is written to disk (serialized later, in the executor)."""
+        sessions = self._sessions.values()
+        return Snapshot(
+            rows=[session.index_row() for session in sessions],
+            transcripts=[
+                (s.conversation_id, s.recap, tuple(s.transcript), tuple(s.recap_pending))
+                for s in sessions
+            ],
+        )
 
 
 _EVENTS = {

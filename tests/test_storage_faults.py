@@ -1,0 +1,508 @@
+"""Storage format 2 and storage faults: what is on disk always loads, nothing cleared returns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import errno
+import json
+import os
+from typing import Any
+from unittest.mock import patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import conversation
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import intent, issue_registry as ir
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+
+from custom_components.home_agent.const import (
+    CONF_AGENT_ID,
+    CONF_BACKEND,
+    DOMAIN,
+    SAVE_DELAY,
+    SAVE_RETRY_DELAY,
+)
+from custom_components.home_agent.session import Exchange, ToolCall, ToolRound
+
+from .helpers import async_restarted, converse, setup_entry, tracker_of
+from .storage_files import (
+    index_path,
+    stored_sessions,
+    stored_text,
+    transcripts_path,
+    v1_record,
+    write_v1,
+)
+from .test_faults import _DelegateAgent
+
+SECRET = "my door code is 4711"
+HALF_EMOJI = "thumbs up \ud83d"
+CID = "01JSTORED00000000000000000"
+ENTRY_ID = "01JDELEGATINGAGENT00000000"
+
+
+async def _save(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """Let the save delay pass."""
+    freezer.tick(timedelta(seconds=SAVE_DELAY))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Set the entry up and wait for its transcripts."""
+    await setup_entry(hass, entry)
+    await tracker_of(entry).async_transcripts_loaded()
+
+
+class _Speaker(_DelegateAgent):
+    """A delegate that answers with whatever speech it is given (even None)."""
+
+    def __init__(self, speech: Any) -> None:
+        self.speech = speech
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        response = intent.IntentResponse(language=user_input.language)
+        response.speech = {"plain": {"speech": self.speech, "extra_data": None}}
+        return conversation.ConversationResult(
+            response=response, conversation_id=user_input.conversation_id
+        )
+
+
+async def _delegating(hass: HomeAssistant, agent: _DelegateAgent) -> MockConfigEntry:
+    """Set up Home Agent delegating to `agent`."""
+    delegate_entry = MockConfigEntry(domain="test")
+    delegate_entry.add_to_hass(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        entry_id=ENTRY_ID,
+        title="Home Agent",
+        data={CONF_BACKEND: "agent"},
+        options={CONF_AGENT_ID: delegate_entry.entry_id},
+    )
+    entry.add_to_hass(hass)
+    await _setup(hass, entry)
+    conversation.async_set_agent(hass, delegate_entry, agent)
+    return entry
+
+
+# --- format 2 and the migration of format 1 ---------------------------------
+
+
+async def test_a_file_of_the_previous_release_loads_and_is_rewritten(
+    hass: HomeAssistant, config_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """A literal version-1 file: its sessions and transcripts load, and the next save is v2."""
+    recent = (dt_util.utcnow() - timedelta(minutes=5)).isoformat()
+    path = index_path(hass, config_entry.entry_id)
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        """{
+    "version": 1,
+    "minor_version": 1,
+    "key": "home_agent.ENTRY",
+    "data": {
+        "sessions": [
+            {
+                "conversation_id": "01JV1SESSION00000000000000",
+                "session_key": "device:dev-kitchen",
+                "device_id": "dev-kitchen",
+                "satellite_id": null,
+                "user_id": null,
+                "started_at": "RECENT",
+                "last_activity": "RECENT",
+                "expires_at": "RECENT",
+                "turns": 2,
+                "transcript": [
+                    ["where are my keys", "On the hook by the door."],
+                    ["and my glasses", "On your head."]
+                ]
+            }
+        ]
+    }
+}""".replace("ENTRY", config_entry.entry_id).replace("RECENT", recent)
+    )
+    await _setup(hass, config_entry)
+    session = tracker_of(config_entry).session_for_key("device:dev-kitchen")
+    assert session is not None
+    assert session.conversation_id == "01JV1SESSION00000000000000"
+    assert session.turns == 2
+    assert list(session.transcript) == [
+        Exchange("where are my keys", "On the hook by the door."),
+        Exchange("and my glasses", "On your head."),
+    ]
+    await _save(hass, freezer)  # the migration is written without waiting for a turn
+    assert json.loads(path.read_text())["version"] == 2
+    [stored] = stored_sessions(hass, config_entry.entry_id)
+    assert stored["transcript"] == [
+        ["where are my keys", "On the hook by the door."],
+        ["and my glasses", "On your head."],
+    ]
+
+
+async def test_tool_rounds_local_turns_and_recap_survive_a_restart(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Everything an exchange holds, and the recap, comes back after a restart."""
+    tracker = tracker_of(setup_integration)
+    session = tracker.async_resolve(None, device_id="dev-a")
+    session.recap = "They asked about the lights."
+    done = Exchange(
+        "switch on the counter light",
+        "Done.",
+        (
+            ToolRound(
+                "Turning it on.",
+                (ToolCall("call_1", "HassTurnOn", {"name": "Kitchen Light"}, '{"ok":1}'),),
+            ),
+        ),
+    )
+    local = Exchange("turn off the fan", "Turned off the fan", local=True)
+    tracker.async_record_turn(session, done)
+    tracker.async_record_turn(session, local)
+    tracker.async_record_turn(session, Exchange("thanks", "You're welcome."))
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        await _setup(hass2, entry)
+        restored = tracker_of(entry).get(session.conversation_id)
+        assert restored is not None
+        assert list(restored.transcript) == [
+            done,
+            local,
+            Exchange("thanks", "You're welcome."),
+        ]
+        assert restored.recap == "They asked about the lights."
+    # A plain exchange is stored as its two texts.
+    lines = transcripts_path(hass, setup_integration.entry_id).read_text().splitlines()
+    assert json.loads(lines[1])[2][2] == ["thanks", "You're welcome."]
+
+
+async def test_newer_storage_is_refused_and_kept(
+    hass: HomeAssistant, config_entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A file of a newer Home Agent is not read (nor overwritten before it was copied)."""
+    path = index_path(hass, config_entry.entry_id)
+    path.parent.mkdir(parents=True)
+    content = json.dumps({"version": 3, "minor_version": 1, "key": "k", "data": {"x": 1}})
+    path.write_text(content)
+    await _setup(hass, config_entry)
+    assert config_entry.state is ConfigEntryState.LOADED
+    [kept] = path.parent.glob(f"{path.name}.unreadable.*")
+    assert kept.read_text() == content
+    issue = issue_registry.async_get_issue(DOMAIN, f"storage_unreadable_{config_entry.entry_id}")
+    assert issue is not None
+    assert "newer" in issue.translation_placeholders["reason"]
+
+
+# --- stored text -------------------------------------------------------------
+
+
+async def test_half_an_emoji_in_a_reply_does_not_stop_saving(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply cut mid-character is stored (the half replaced); later turns still save."""
+    entry = await _delegating(hass, _Speaker(HALF_EMOJI))
+    first = await converse(hass, text="how was it", device_id="dev-a")
+    await _save(hass, freezer)
+    await converse(hass, text="and now", device_id="dev-a")
+    await _save(hass, freezer)
+    assert "Could not save" not in caplog.text
+    [stored] = stored_sessions(hass, entry.entry_id)
+    assert stored["conversation_id"] == first.conversation_id
+    assert [e[1] for e in stored["transcript"]] == ["thumbs up \ufffd"] * 2
+    # Also a text that reached the transcript some other way is saved.
+    session = tracker_of(entry).get(first.conversation_id)
+    assert session is not None
+    session.transcript.append(Exchange("raw \udc00", "text"))
+    tracker_of(entry).store.async_schedule_save()
+    await _save(hass, freezer)
+    [stored] = stored_sessions(hass, entry.entry_id)
+    assert stored["transcript"][-1] == ["raw \ufffd", "text"]
+
+
+async def test_a_delegate_without_speech_is_remembered_as_an_empty_reply(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Speech None is stored as an empty reply and the conversation survives a restart."""
+    entry = await _delegating(hass, _Speaker(None))
+    first = await converse(hass, text="do it quietly", device_id="dev-a")
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        await _setup(hass2, entry2)
+        session = tracker_of(entry2).get(first.conversation_id)
+        assert session is not None
+        assert [(e.user, e.assistant) for e in session.transcript] == [("do it quietly", "")]
+
+
+async def test_a_stored_null_speech_loads(
+    hass: HomeAssistant, config_entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A file holding a null reply (written by the release before) loads it as ''."""
+    recent = dt_util.utcnow().isoformat()
+    write_v1(hass, config_entry.entry_id, [v1_record(CID, "device:a", recent, [["hi", None]])])
+    await _setup(hass, config_entry)
+    session = tracker_of(config_entry).get(CID)
+    assert session is not None
+    assert list(session.transcript) == [Exchange("hi", "")]
+    assert issue_registry.issues == {}
+
+
+# --- time stamps -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "9999-12-31T23:59:59-05:00",
+        "9999-12-31T23:59:59+00:00",
+        "0001-01-01T00:00:00+05:00",
+    ],
+)
+async def test_timestamps_out_of_range_never_fail_setup(
+    hass: HomeAssistant, config_entry: MockConfigEntry, stamp: str
+) -> None:
+    """Years 9999 and 1 load: the far future counts as now, the far past has run out."""
+    recent = dt_util.utcnow().isoformat()
+    good = v1_record("01JGOOD0000000000000000000", "device:b", recent, [["q", "a"]])
+    odd = v1_record(CID, "device:a", stamp, [["x", "y"]])
+    write_v1(hass, config_entry.entry_id, [odd, good])
+    await _setup(hass, config_entry)
+    assert config_entry.state is ConfigEntryState.LOADED
+    tracker = tracker_of(config_entry)
+    assert tracker.get("01JGOOD0000000000000000000") is not None
+    if (session := tracker.get(CID)) is not None:
+        assert session.expires_at <= dt_util.utcnow() + timedelta(hours=1)
+
+
+async def test_a_session_from_the_future_does_not_live_for_years(
+    hass: HomeAssistant, config_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Activity stamped 5 years ahead (a wrong clock) lasts one timeout from now, no more."""
+    ahead = (dt_util.utcnow() + timedelta(days=5 * 365)).isoformat()
+    write_v1(hass, config_entry.entry_id, [v1_record(CID, "device:a", ahead, [["q", "a"]])])
+    await _setup(hass, config_entry)
+    assert tracker_of(config_entry).get(CID) is not None
+    freezer.tick(timedelta(hours=1, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert tracker_of(config_entry).get(CID) is None
+
+
+# --- duplicates ----------------------------------------------------------------
+
+
+async def test_duplicate_records_leave_no_zombie(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Two records of one conversation or one key: the most recent one is the session."""
+    now = dt_util.utcnow()
+    older = (now - timedelta(minutes=30)).isoformat()
+    newer = (now - timedelta(minutes=1)).isoformat()
+    write_v1(
+        hass,
+        ENTRY_ID,
+        [
+            v1_record(CID, "device:dev-a", older, [["old", "old"]]),
+            v1_record(CID, "device:dev-b", newer, [["new", "new"]]),
+            v1_record("01JSAMEKEY0000000000000000", "device:dev-b", older, [["x", "x"]]),
+        ],
+    )
+    entry = await _delegating(hass, _Speaker("Noted."))
+    tracker = tracker_of(entry)
+    assert [s.conversation_id for s in tracker.sessions] == [CID]
+    session = tracker.get(CID)
+    assert session is not None
+    assert session.session_key == "device:dev-b"
+    assert tracker.session_for_key("device:dev-a") is None
+
+    # dev-b continues the kept session; once it runs out, dev-b starts afresh and remembers.
+    assert (await converse(hass, device_id="dev-b")).conversation_id == CID
+    freezer.tick(timedelta(hours=1, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert tracker.sessions == []
+    fresh = await converse(hass, text="remember me", device_id="dev-b")
+    again = await converse(hass, device_id="dev-b")
+    assert again.conversation_id == fresh.conversation_id != CID
+    fresh_session = tracker.get(fresh.conversation_id)
+    assert fresh_session is not None
+    assert fresh_session.transcript[0].user == "remember me"
+
+
+# --- unreadable records ----------------------------------------------------------
+
+
+async def test_unreadable_records_never_quote_what_was_said(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The log and the repair issue say where a record is broken, not what it holds."""
+    recent = dt_util.utcnow().isoformat()
+    write_v1(
+        hass,
+        config_entry.entry_id,
+        [
+            v1_record("01JGOOD0000000000000000000", "device:b", recent, [["q", "a"]]),
+            v1_record(CID, "device:a", recent, [["fine", "fine"], [SECRET, 42]]),
+            {**v1_record(SECRET, "device:c", recent, []), "turns": SECRET},
+        ],
+    )
+    await _setup(hass, config_entry)
+    assert [s.conversation_id for s in tracker_of(config_entry).sessions] == [
+        "01JGOOD0000000000000000000"
+    ]
+    issue = issue_registry.async_get_issue(DOMAIN, f"storage_unreadable_{config_entry.entry_id}")
+    assert issue is not None
+    reason = issue.translation_placeholders["reason"]
+    assert "session 2: transcript entry 2 is not text" in reason
+    assert "session 3: the number of turns is not a count" in reason
+    assert "4711" not in reason
+    assert "4711" not in caplog.text
+    assert "ERROR" in caplog.text
+
+
+async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The only copy of an unreadable file stays as it is, and the repair says so."""
+    path = index_path(hass, config_entry.entry_id)
+    path.parent.mkdir(parents=True)
+    path.write_text("{ half a file")
+    with patch(
+        "custom_components.home_agent.storage.shutil.copy2",
+        side_effect=OSError(errno.ENOSPC, "No space left on device"),
+    ):
+        await _setup(hass, config_entry)
+    issue = issue_registry.async_get_issue(DOMAIN, f"storage_unreadable_{config_entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_key == "storage_unreadable_not_kept"
+    assert issue.translation_placeholders["path"] == str(path)
+    assert issue.translation_placeholders["error"] == "No space left on device"
+    description = json.loads(_translations())["issues"]["storage_unreadable_not_kept"]
+    assert "untouched" not in description["description"]
+    assert "saves nothing over it" in description["description"]
+
+    await converse(hass, device_id="dev-a")  # the agent works, in memory
+    await _save(hass, freezer)
+    assert path.read_text() == "{ half a file"
+    assert not transcripts_path(hass, config_entry.entry_id).exists()
+
+
+def _translations() -> str:
+    """Return the English translations file."""
+    here = os.path.dirname(__file__)
+    with open(
+        os.path.join(here, "..", "custom_components", DOMAIN, "translations", "en.json"),
+        encoding="utf-8",
+    ) as file:
+        return file.read()
+
+
+# --- clearing when the disk refuses ----------------------------------------------
+
+
+async def _clear(hass: HomeAssistant, conversation_id: str) -> dict[str, Any] | None:
+    """Clear a conversation through the action, asking for its answer."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "clear_conversation",
+        {"conversation_id": conversation_id},
+        blocking=True,
+        context=Context(),
+        return_response=True,
+    )
+    return dict(response) if response is not None else None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermissionError(errno.EACCES, "Permission denied"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+    ids=["permission", "disk-full"],
+)
+async def test_a_clear_the_disk_refuses_is_honest_and_retried(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    error: OSError,
+) -> None:
+    """No `cleared` while the words are on disk; the retry deletes them; a restart agrees."""
+    entry = await _delegating(hass, _Speaker("Noted."))
+    first = await converse(hass, text=SECRET, device_id="dev-a")
+    await _save(hass, freezer)
+    assert SECRET in stored_text(hass, entry.entry_id)
+
+    with (
+        patch("custom_components.home_agent.storage.os.replace", side_effect=error),
+        pytest.raises(HomeAssistantError) as raised,
+    ):
+        await _clear(hass, first.conversation_id)
+    assert raised.value.translation_key == "clear_not_written"
+    assert "could not be deleted from disk" in str(raised.value)
+    assert SECRET in stored_text(hass, entry.entry_id)
+    assert tracker_of(entry).get(first.conversation_id) is None
+
+    freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert SECRET not in stored_text(hass, entry.entry_id)
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        await _setup(hass2, entry2)
+        assert tracker_of(entry2).get(first.conversation_id) is None
+
+
+async def test_a_clear_whose_index_write_fails_does_not_come_back(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Transcripts written, index not: after a restart the cleared session stays gone."""
+    entry = await _delegating(hass, _Speaker("Noted."))
+    first = await converse(hass, text=SECRET, device_id="dev-a")
+    kept = await converse(hass, text="keep me", device_id="dev-b")
+    await _save(hass, freezer)
+    real_replace = os.replace
+
+    def index_fails(source: str, destination: str) -> None:
+        if not str(destination).endswith(".transcripts"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, destination)
+
+    # The words leave the disk with the transcripts file; the index write is retried.
+    with (
+        patch("custom_components.home_agent.storage.os.replace", index_fails),
+        pytest.raises(HomeAssistantError),
+    ):
+        await _clear(hass, first.conversation_id)
+    assert SECRET not in stored_text(hass, entry.entry_id)
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        await _setup(hass2, entry2)
+        tracker = tracker_of(entry2)
+        assert tracker.get(first.conversation_id) is None
+        assert tracker.get(kept.conversation_id) is not None
+
+
+# --- scale -------------------------------------------------------------------------
+
+
+async def test_satellites_are_followed_without_a_listener_per_agent(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, agent_data: dict[str, Any]
+) -> None:
+    """Each agent filters satellites through Home Assistant, not its own bus listener."""
+    before = hass.bus.async_listeners().get(EVENT_STATE_CHANGED, 0)
+    second = MockConfigEntry(domain=DOMAIN, title="Second", data=agent_data, options={})
+    second.add_to_hass(hass)
+    await _setup(hass, second)
+    assert hass.bus.async_listeners().get(EVENT_STATE_CHANGED, 0) == before
