@@ -1,0 +1,220 @@
+"""Hour-long conversations: a token budget for the history, and a summary made while idle."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+import json
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.home_agent.const import (
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_HISTORY_MAX_TOKENS,
+    CONF_HISTORY_MAX_TURNS,
+    CONF_HISTORY_SUMMARY,
+    CONF_LLM_HASS_API,
+    CONF_MODEL,
+    CONF_PROMPT,
+    CONF_SESSION_SCOPE,
+    CONF_SESSION_TIMEOUT,
+    DOMAIN,
+    RECAP_IDLE_DELAY,
+    SERVICE_CLEAR_CONVERSATION,
+)
+from custom_components.home_agent.recap import RECAP_INSTRUCTIONS
+
+from .fake_openai import FakeOpenAI, Recorded
+from .helpers import async_restarted, converse, make_device, setup_entry
+from .storage_files import stored_text
+
+BUDGET = 256
+# Four characters per token until the server reports its own counts (the fake does not).
+BUDGET_CHARS = BUDGET * 4
+RECAP = "Ada's locker number is 42 and she likes jazz."
+
+
+@pytest.fixture
+def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
+    """Return a chat-only `openai` agent pointed at the fake server."""
+    return {
+        CONF_BACKEND: "openai",
+        CONF_BASE_URL: fake_openai.base_url,
+        CONF_MODEL: "fake-model",
+        CONF_PROMPT: "You are a helpful voice assistant.",
+        CONF_LLM_HASS_API: [],
+    }
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    """Sessions with many turns kept but a small token budget."""
+    return {
+        CONF_SESSION_TIMEOUT: 3600,
+        CONF_SESSION_SCOPE: "device",
+        CONF_HISTORY_MAX_TURNS: 100,
+        CONF_HISTORY_MAX_TOKENS: BUDGET,
+        CONF_HISTORY_SUMMARY: True,
+    }
+
+
+def _history(request: Recorded) -> list[dict[str, Any]]:
+    """Return the messages between the system prompt and the current user message."""
+    return request.messages[1:-1]
+
+
+def _is_summary(request: Recorded) -> bool:
+    """Tell a summary request from a turn."""
+    return request.messages[0]["content"] == RECAP_INSTRUCTIONS
+
+
+def _turns(fake: FakeOpenAI) -> list[Recorded]:
+    """Return the requests that answered turns."""
+    return [r for r in fake.chat_requests if not _is_summary(r)]
+
+
+async def _idle(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Let the session be quiet for a while."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def _long_talk(hass: HomeAssistant, fake: FakeOpenAI, device: str, turns: int) -> None:
+    """Have `turns` exchanges of about 200 characters each."""
+    for n in range(turns):
+        fake.reply(f"Answer {n}: " + "words " * 30)
+        await converse(hass, text=f"question {n} " + "please " * 5, device_id=device)
+
+
+async def test_the_history_fits_the_token_budget_oldest_leaving_first(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """Over 12 long exchanges the history sent stays within the budget; the newest stay."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await _long_talk(hass, fake_openai, kitchen, 12)
+
+    requests = _turns(fake_openai)
+    for request in requests:
+        assert len(json.dumps(_history(request), separators=(",", ":"))) <= BUDGET_CHARS
+    last = _history(requests[-1])
+    assert last, "the newest exchanges are still sent"
+    assert last[-2]["content"].startswith("question 10")
+    assert last[-1]["content"].startswith("Answer 10")
+    assert not any(m["content"].startswith("question 0 ") for m in last)
+
+
+async def test_a_summary_is_made_while_idle_and_sent_ahead_of_the_history(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """What left the history is summarized once the session is quiet, then sent first."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    fake_openai.reply("Noted, locker 42.")
+    await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
+    await _long_talk(hass, fake_openai, kitchen, 6)
+    assert not any(_is_summary(r) for r in fake_openai.chat_requests)
+
+    fake_openai.reply(RECAP)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    summaries = [r for r in fake_openai.chat_requests if _is_summary(r)]
+    assert len(summaries) == 1
+    assert "my name is Ada and my locker is 42" in summaries[0].messages[1]["content"]
+    assert "tools" not in summaries[0].body
+
+    fake_openai.reply("Your locker is 42.")
+    await converse(hass, text="what is my locker number", device_id=kitchen)
+    system = _turns(fake_openai)[-1].system_prompt
+    assert system.endswith(f"Summary of the earlier conversation: {RECAP}")
+
+
+async def test_a_turn_abandons_a_summary_in_progress(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The summary never delays a turn: a turn arriving mid-summary cancels it."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await _long_talk(hass, fake_openai, kitchen, 7)
+    fake_openai.slow(30)  # the summary request hangs
+    freezer.tick(timedelta(seconds=RECAP_IDLE_DELAY + 1))
+    async_fire_time_changed(hass)
+    # The clock is frozen: yield to the loop (which serves the sockets) until it arrives.
+    for _ in range(10_000):
+        if any(_is_summary(r) for r in fake_openai.chat_requests):
+            break
+        await asyncio.sleep(0)
+    assert any(_is_summary(r) for r in fake_openai.chat_requests)
+
+    fake_openai.reply("Right away.")
+    result = await converse(hass, text="turn on the radio", device_id=kitchen)
+
+    assert result.response.speech["plain"]["speech"] == "Right away."
+    assert "Summary of the earlier conversation" not in _turns(fake_openai)[-1].system_prompt
+    fake_openai.reply(RECAP)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    fake_openai.reply("OK.")
+    await converse(hass, text="thanks", device_id=kitchen)
+    assert RECAP in _turns(fake_openai)[-1].system_prompt
+
+
+async def test_the_summary_survives_a_restart_and_a_clear_deletes_it(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The summary is stored with its session, used after a restart, and cleared with it."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await _long_talk(hass, fake_openai, kitchen, 7)
+    fake_openai.reply(RECAP)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        await setup_entry(hass2, entry)
+        fake_openai.reply("It is 42.")
+        result = await converse(hass2, text="what is my locker number", device_id=kitchen)
+        assert RECAP in _turns(fake_openai)[-1].system_prompt
+        assert RECAP in stored_text(hass2, entry.entry_id)
+
+        await hass2.services.async_call(
+            DOMAIN,
+            SERVICE_CLEAR_CONVERSATION,
+            {"conversation_id": result.conversation_id},
+            blocking=True,
+        )
+        assert RECAP not in stored_text(hass2, entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    "agent_options",
+    [
+        {
+            CONF_SESSION_TIMEOUT: 3600,
+            CONF_SESSION_SCOPE: "device",
+            CONF_HISTORY_MAX_TURNS: 100,
+            CONF_HISTORY_MAX_TOKENS: BUDGET,
+            CONF_HISTORY_SUMMARY: False,
+        }
+    ],
+)
+async def test_summaries_can_be_turned_off(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """With the option off, what leaves the history is simply gone; no summary request."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await _long_talk(hass, fake_openai, kitchen, 8)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+
+    assert not any(_is_summary(r) for r in fake_openai.chat_requests)
