@@ -237,7 +237,7 @@ async def test_slow_server_times_out(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
     """A reply slower than the request timeout is given up."""
-    with patch("custom_components.home_agent.chat_client.REQUEST_TIMEOUT", 0.2):
+    with patch("custom_components.home_agent.api.READ_TIMEOUT", 0.2):
         apology = await _failing_turn_keeps_the_session(
             hass, setup_integration, fake_openai, _script(fake_openai, lambda f: f.slow(30))
         )
@@ -300,7 +300,9 @@ async def test_tool_failures_are_told_to_the_model(
     # Tool traffic is not part of the remembered exchange.
     session = tracker_of(setup_integration).get(result.conversation_id)
     assert session is not None
-    assert list(session.transcript) == [("turn on the lamp", "I could not find that lamp.")]
+    assert [(e.user, e.assistant) for e in session.transcript] == [
+        ("turn on the lamp", "I could not find that lamp.")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from .api import ModelClient
 from .backend import AgentBackend
 from .const import (
     CONF_AGENT_ID,
@@ -19,7 +20,6 @@ from .const import (
 )
 from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
-from .models_api import async_check_endpoint
 from .openai_compatible import OpenAICompatibleBackend
 from .services import async_setup_services
 from .settings import entry_settings, session_scope, session_timeout
@@ -41,8 +41,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     settings = entry_settings(entry)
     backend: AgentBackend
     if settings[CONF_BACKEND] == Backend.OPENAI:
-        await async_check_endpoint(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
-        backend = OpenAICompatibleBackend(hass, settings)
+        client = ModelClient(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
+        await client.async_check()
+        backend = OpenAICompatibleBackend(hass, settings, client)
     else:
         backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id)
     tracker = SessionTracker(

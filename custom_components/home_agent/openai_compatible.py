@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-import json
 from typing import Any
 
 from homeassistant.components.conversation import ConversationInput
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
 from homeassistant.helpers.json import json_dumps
 
+from .api import (
+    ModelClient,
+    TurnStats,
+    UnreadableToolInput,
+    tool_arguments_text,
+    translated_error,
+)
 from .backend import Answer, asks_back, speech_response
-from .chat_client import ChatReply, ToolCall, async_chat_completion, llm_error
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,
@@ -44,10 +50,18 @@ def history_messages(session: Session) -> list[dict[str, Any]]:
 class OpenAICompatibleBackend:
     """Answer with a model behind an OpenAI-compatible endpoint."""
 
-    def __init__(self, hass: HomeAssistant, settings: Mapping[str, Any]) -> None:
-        """Remember the endpoint settings."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        settings: Mapping[str, Any],
+        client: ModelClient | None = None,
+    ) -> None:
+        """Remember the endpoint settings and the client that talks to it."""
         self._hass = hass
         self._settings = settings
+        self._client = client or ModelClient(
+            hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
+        )
 
     async def async_answer(self, user_input: ConversationInput, session: Session) -> Answer:
         """Answer one turn, calling Home Assistant tools as the model asks."""
@@ -85,35 +99,49 @@ class OpenAICompatibleBackend:
             request["model"] = model
         if tools := toolbox.schemas():
             request["tools"] = tools
+        stats = TurnStats()
         for _ in range(MAX_TOOL_ITERATIONS):
-            reply = await async_chat_completion(
-                self._hass,
-                self._settings[CONF_BASE_URL],
-                self._settings.get(CONF_API_KEY),
-                {**request, "messages": messages},
-            )
-            if not reply.tool_calls:
-                return (reply.content or "").strip()
-            messages = [*messages, *await _async_run_tools(reply, toolbox)]
-        raise llm_error("model_tool_loop")
+            # Collected into one reply until the turn runs in Home Assistant's chat log.
+            text: list[str] = []
+            calls: list[llm.ToolInput] = []
+            async for delta in self._client.async_stream_chat(
+                {**request, "messages": messages}, stats
+            ):
+                text.append(delta.get("content") or "")
+                calls.extend(delta.get("tool_calls") or [])
+            if not calls:
+                return "".join(text).strip()
+            messages = [*messages, *await _async_run_tools("".join(text) or None, calls, toolbox)]
+        raise translated_error("model_tool_loop")
 
 
-async def _async_run_tools(reply: ChatReply, toolbox: ToolBox) -> list[dict[str, Any]]:
+async def _async_run_tools(
+    content: str | None, calls: list[llm.ToolInput], toolbox: ToolBox
+) -> list[dict[str, Any]]:
     """Run the tools the model asked for; return the messages that report back."""
-    messages = [reply.as_message()]
-    for call in reply.tool_calls:
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": content,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.tool_name, "arguments": tool_arguments_text(call)},
+                }
+                for call in calls
+            ],
+        }
+    ]
+    for call in calls:
         result = await _async_call(call, toolbox)
-        LOGGER.debug("Tool %s(%s) returned %s", call.name, call.arguments, result)
+        LOGGER.debug("Tool %s(%s) returned %s", call.tool_name, call.tool_args, result)
         messages.append({"role": "tool", "tool_call_id": call.id, "content": json_dumps(result)})
     return messages
 
 
-async def _async_call(call: ToolCall, toolbox: ToolBox) -> Any:
+async def _async_call(call: llm.ToolInput, toolbox: ToolBox) -> Any:
     """Call one tool; arguments the model garbled are reported back to it."""
-    try:
-        arguments = json.loads(call.arguments) if call.arguments.strip() else {}
-    except ValueError as err:
-        return {"error": "InvalidArguments", "error_text": f"Arguments are not JSON: {err}"}
-    if not isinstance(arguments, dict):
-        return {"error": "InvalidArguments", "error_text": "Arguments must be a JSON object"}
-    return await toolbox.async_call(call.id, call.name, arguments)
+    if isinstance(call, UnreadableToolInput):
+        return {"error": "InvalidArguments", "error_text": call.problem}
+    return await toolbox.async_call(call.id, call.tool_name, call.tool_args)
