@@ -149,6 +149,7 @@ class FakeOpenAI:
         # "ignore": answer JSON even to streamed requests; "refuse": 400 to them.
         self.stream_mode = "serve"
         self.huge_bytes_sent = 0
+        self.models_status = 200
 
     @property
     def base_url(self) -> str:
@@ -317,6 +318,8 @@ class FakeOpenAI:
     async def _models(self, request: web.Request) -> web.Response:
         """List one model."""
         await self._record(request)
+        if self.models_status != 200:
+            return web.json_response({"error": "scripted"}, status=self.models_status)
         return web.json_response(
             {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
         )

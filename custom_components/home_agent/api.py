@@ -99,7 +99,8 @@ def _translated_transport_errors() -> Iterator[None]:
     except TimeoutError as err:  # also aiohttp's ServerTimeoutError
         raise ModelError("model_timeout") from err
     except aiohttp.ClientError as err:  # refused, reset, or a body cut short
-        LOGGER.debug("Request to the model server failed: %r", err)
+        # Only the kind of failure: some aiohttp errors carry the URL with its credentials.
+        LOGGER.debug("Request to the model server failed: %s", type(err).__name__)
         raise ModelError("model_cannot_connect") from err
 
 
@@ -320,8 +321,18 @@ class ModelClient:
         self._hass = hass
         self._base_url = normalize_base_url(base_url)
         self._headers = auth_headers(api_key)
+        # aiohttp refuses a Bearer header beside credentials in the URL: the key wins.
+        self._url = URL(self._base_url)
+        if api_key and self._url.user is not None:
+            self._url = self._url.with_user(None)
         # Set once a server refused a streamed request but answered it unstreamed.
         self.streams = True
+
+    def _endpoint(self, path: str) -> URL:
+        """Return the URL of an API path, keeping a query of the base URL (e.g. api-version)."""
+        return self._url.with_path(f"{self._url.path.rstrip('/')}/{path}").with_query(
+            self._url.query_string
+        )
 
     @property
     def loggable_base_url(self) -> str:
@@ -333,7 +344,7 @@ class ModelClient:
         session = async_get_clientsession(self._hass)
         with _translated_transport_errors():
             async with session.get(
-                f"{self._base_url}/models",
+                self._endpoint("models"),
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=max_wait),
             ) as response:
@@ -381,8 +392,8 @@ class ModelClient:
         stats.requests += 1
         if stats.requested_at is None:
             stats.requested_at = time.monotonic()
-        url = f"{self._base_url}/chat/completions"
-        LOGGER.debug("Chat request to %s: %s", loggable_url(url), payload)
+        url = self._endpoint("chat/completions")
+        LOGGER.debug("Chat request to %s: %s", loggable_url(str(url)), payload)
         session = async_get_clientsession(self._hass)
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -406,7 +417,7 @@ class ModelClient:
                         return
                     LOGGER.debug(
                         "%s refused a streamed request (%s); asking without streaming",
-                        loggable_url(url),
+                        loggable_url(str(url)),
                         response.status,
                     )
             async with session.post(
