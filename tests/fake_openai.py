@@ -268,16 +268,22 @@ class FakeOpenAI:
                 if usage is None and self.requests[-1].body.get("stream_options"):
                     usage = DEFAULT_USAGE
                 events = stream_events(scripted.message, scripted.chunks, usage)
-                return await self._stream(request, scripted, events)
+                # The closing chunks (finish, usage, [DONE]) follow the last piece at once.
+                closing = 3 if usage is not None else 2
+                return await self._stream(request, scripted, events, len(events) - closing)
             body = completion(scripted.message)
         else:
             body = scripted.body
         return web.Response(status=scripted.status, body=body, content_type="application/json")
 
     async def _stream(
-        self, request: web.Request, scripted: Scripted, events: list[bytes]
+        self,
+        request: web.Request,
+        scripted: Scripted,
+        events: list[bytes],
+        paced: int | None = None,
     ) -> web.StreamResponse:
-        """Send server-sent events, `interval` apart; drop the connection after `cut_after`."""
+        """Send server-sent events (the first `paced` ones `interval` apart), maybe cut off."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for number, data in enumerate(events):
@@ -285,7 +291,7 @@ class FakeOpenAI:
                 assert request.transport is not None
                 request.transport.close()
                 return response
-            if number and scripted.interval:
+            if number and scripted.interval and (paced is None or number < paced):
                 await asyncio.sleep(scripted.interval)
             await response.write(b"data: " + data + b"\n\n")
         await response.write_eof()

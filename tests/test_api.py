@@ -10,7 +10,7 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers import llm
 import pytest
 
@@ -21,6 +21,7 @@ from custom_components.home_agent.api import (
     ModelError,
     TurnStats,
     UnreadableToolInput,
+    raise_if_unreadable,
     tool_arguments_text,
 )
 
@@ -155,6 +156,9 @@ async def test_unreadable_tool_arguments_are_kept_for_the_model(
     assert listed.problem == "Arguments must be a JSON object"
     assert not isinstance(empty, UnreadableToolInput)
     assert empty.tool_args == {}
+    with pytest.raises(HomeAssistantError, match="Arguments are not JSON"):
+        raise_if_unreadable(garbled)
+    raise_if_unreadable(empty)
 
 
 async def test_a_server_that_ignores_stream_gives_the_same_deltas(
@@ -420,3 +424,49 @@ async def test_a_refused_key_fails_the_setup_check(
         await client.async_list_models()
 
     assert refused.value.flow_error == "invalid_auth"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param(chunk({"content": 42}), id="content-not-text"),
+        pytest.param(chunk({"tool_calls": ["HassTurnOn"]}), id="tool-call-not-object"),
+        pytest.param(chunk({"tool_calls": [{"index": 0, "id": "c"}]}, "stop"), id="no-tool-name"),
+        pytest.param(b'{"choices": {"delta": {}}}', id="choices-not-a-list"),
+        pytest.param(b'{"choices": [{"index": 0, "delta": "text"}]}', id="delta-not-object"),
+        pytest.param(b"[1, 2]", id="chunk-not-object"),
+    ],
+)
+async def test_malformed_chunks_fail_the_reply(
+    client: ModelClient, fake_openai: FakeOpenAI, event: bytes
+) -> None:
+    """A chunk of the wrong shape: "could not understand", not a traceback."""
+    fake_openai.events([event, chunk({}, "stop"), b"[DONE]"])
+
+    _, error = await deltas_before_failure(client)
+
+    assert error.translation_key == "model_bad_response"
+
+
+async def test_only_the_first_choice_is_spoken(
+    client: ModelClient, fake_openai: FakeOpenAI
+) -> None:
+    """Chunks of other choices (n > 1) are not part of the reply."""
+    other = b'{"choices": [{"index": 1, "delta": {"content": "Other"}}]}'
+    fake_openai.events([other, chunk({"content": "Mine."}, "stop")])
+
+    deltas = [delta for _, delta in await collect(client)]
+
+    assert text_of(deltas) == "Mine."
+
+
+async def test_a_declared_huge_body_is_refused_unread(
+    client: ModelClient, fake_openai: FakeOpenAI
+) -> None:
+    """A Content-Length over the bound fails before anything is read."""
+    fake_openai.stream_mode = "ignore"
+    fake_openai.raw(b" " * (MAX_BODY_BYTES + 1))
+
+    _, error = await deltas_before_failure(client)
+
+    assert error.translation_key == "model_reply_too_long"

@@ -177,6 +177,16 @@ class UnreadableToolInput(llm.ToolInput):
     problem: str = ""
 
 
+def raise_if_unreadable(call: llm.ToolInput) -> None:
+    """Refuse to run a call whose arguments could not be read.
+
+    Call it where a tool call is run (e.g. the LLM API instance a chat log calls): Home
+    Assistant's chat log turns the HomeAssistantError into the call's error result.
+    """
+    if isinstance(call, UnreadableToolInput):
+        raise HomeAssistantError(call.problem)
+
+
 def tool_arguments_text(call: llm.ToolInput) -> str:
     """Return a tool call's arguments as the JSON text to send back to the model."""
     if isinstance(call, UnreadableToolInput):
@@ -539,8 +549,12 @@ def _chunk_deltas(data: str, builder: _ReplyBuilder, stats: TurnStats) -> list[d
 
 
 async def _async_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """Yield the data of each server-sent event, reading line by line within the bounds."""
-    pending = b""
+    """Yield the data of each server-sent event, reading line by line within the bounds.
+
+    Lines are split here rather than by aiohttp's readline, which fails on lines over
+    its 64 KiB buffer limit; a line may be up to MAX_LINE_BYTES.
+    """
+    line = bytearray()
     data: list[str] = []
     received = 0
     async for chunk in response.content.iter_any():
@@ -548,16 +562,21 @@ async def _async_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str
         if received > MAX_STREAM_BYTES:
             response.close()
             raise ModelError("model_reply_too_long")
-        *lines, pending = (pending + chunk).split(b"\n")
-        if len(pending) > MAX_LINE_BYTES:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            line += chunk[start:end]
+            start = end + 1
+            event = _sse_line(bytes(line).rstrip(b"\r"), data)
+            line.clear()
+            if event:
+                yield event
+        line += chunk[start:]
+        if len(line) > MAX_LINE_BYTES:
             response.close()
             raise ModelError("model_reply_too_long")
-        for line in lines:
-            if event := _sse_line(line.rstrip(b"\r"), data):
-                yield event
     # A stream may end without the blank line after its last event.
-    if pending.rstrip(b"\r"):
-        _sse_line(pending.rstrip(b"\r"), data)
+    if line.rstrip(b"\r"):
+        _sse_line(bytes(line).rstrip(b"\r"), data)
     if event := _sse_line(b"", data):
         yield event
 
