@@ -51,11 +51,24 @@ class Recorded:
 
 @dataclass(slots=True, frozen=True)
 class Scripted:
-    """What the server answers to one request."""
+    """What the server answers to one request.
+
+    A `message` is served as a whole completion, or as server-sent events when the request
+    streams; `events` are raw event data lines, served as a stream whatever was asked.
+    """
 
     status: int = 200
     body: bytes = b""
     delay: float = 0.0
+    message: dict[str, Any] | None = None
+    chunks: int = 1
+    interval: float = 0.0
+    usage: dict[str, Any] | None = None
+    events: tuple[bytes, ...] | None = None
+    # Stream this many events, then drop the connection.
+    cut_after: int | None = None
+    # Answer with this many bytes of an endless JSON text (not streamed).
+    huge: int = 0
 
 
 def completion(message: dict[str, Any]) -> bytes:
@@ -69,6 +82,59 @@ def completion(message: dict[str, Any]) -> bytes:
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         }
     ).encode()
+
+
+DEFAULT_USAGE = {
+    "prompt_tokens": 120,
+    "completion_tokens": 16,
+    "prompt_tokens_details": {"cached_tokens": 100},
+}
+
+
+def _pieces(text: str, count: int) -> list[str]:
+    """Split text into `count` pieces of about equal length (none empty unless text is)."""
+    count = max(1, min(count, len(text)))
+    size, extra = divmod(len(text), count)
+    pieces, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def stream_events(
+    message: dict[str, Any], chunks: int, usage: dict[str, Any] | None
+) -> list[bytes]:
+    """Return a message as Chat Completions stream chunks, tool calls in pieces, `[DONE]` last."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """Return one chunk's event data."""
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return json.dumps(
+            {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [choice]}
+        ).encode()
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in _pieces(message.get("content") or "", chunks)]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call["function"]
+        arguments = function["arguments"]
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        first = {"index": index, "type": "function", "function": {"name": function["name"]}}
+        if "id" in call:
+            first["id"] = call["id"]
+        events.append(chunk({"tool_calls": [first]}))
+        for piece in _pieces(arguments, 3):
+            events.append(
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            )
+    events.append(chunk({}, "tool_calls" if message.get("tool_calls") else "stop"))
+    if usage is not None:
+        events.append(json.dumps({"id": "chatcmpl-fake", "choices": [], "usage": usage}).encode())
+    events.append(b"[DONE]")
+    return events
 
 
 class FakeOpenAI:
@@ -85,6 +151,10 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._closing = asyncio.Event()
+        # "ignore": answer JSON even to streamed requests; "refuse": 400 to them.
+        self.stream_mode = "serve"
+        self.huge_bytes_sent = 0
+        self.models_status = 200
 
     @property
     def base_url(self) -> str:
@@ -98,7 +168,58 @@ class FakeOpenAI:
 
     def reply(self, text: str) -> None:
         """Script a plain text answer."""
-        self._script.append(Scripted(body=completion({"role": "assistant", "content": text})))
+        self._script.append(Scripted(message={"role": "assistant", "content": text}))
+
+    def stream_reply(
+        self,
+        text: str,
+        chunks: int = 16,
+        interval: float = 0.08,
+        usage: dict[str, Any] | None = DEFAULT_USAGE,
+    ) -> None:
+        """Script a text answer streamed in `chunks` pieces, `interval` seconds apart."""
+        self._script.append(
+            Scripted(
+                message={"role": "assistant", "content": text},
+                chunks=chunks,
+                interval=interval,
+                usage=usage,
+            )
+        )
+
+    def tool_calls(self, calls: list[dict[str, Any]], text: str | None = None) -> None:
+        """Script one answer asking for several calls: dicts of id, name and arguments."""
+        message = {
+            "role": "assistant",
+            "content": text,
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for call in calls
+            ],
+        }
+        self._script.append(Scripted(message=message, chunks=4))
+
+    def events(
+        self, events: list[bytes], interval: float = 0.0, cut_after: int | None = None
+    ) -> None:
+        """Script a raw event stream (each item one event's data), maybe cut off."""
+        self._script.append(Scripted(events=tuple(events), interval=interval, cut_after=cut_after))
+
+    def cut_stream(self, text: str, after: int, chunks: int = 8) -> None:
+        """Script a streamed answer whose connection drops after `after` events."""
+        events = stream_events({"role": "assistant", "content": text}, chunks, None)
+        self._script.append(Scripted(events=tuple(events), cut_after=after))
+
+    def huge(self, size: int, streamed: bool = False) -> None:
+        """Script a 200 answer of `size` bytes, as one JSON body or one endless event line."""
+        if streamed:
+            self._script.append(Scripted(events=(), huge=size))
+        else:
+            self._script.append(Scripted(huge=size))
 
     def tool_call(
         self, name: str, arguments: dict[str, Any] | str, call_id: str = "call_1"
@@ -111,7 +232,7 @@ class FakeOpenAI:
             "function": {"name": name, "arguments": text},
         }
         self._script.append(
-            Scripted(body=completion({"role": "assistant", "content": None, "tool_calls": [call]}))
+            Scripted(message={"role": "assistant", "content": None, "tool_calls": [call]})
         )
 
     def status(self, status: int, body: str = '{"error": {"message": "scripted"}}') -> None:
@@ -119,33 +240,97 @@ class FakeOpenAI:
         self._script.append(Scripted(status=status, body=body.encode()))
 
     def raw(self, body: bytes) -> None:
-        """Script a 200 answer with an arbitrary body (garbage, wrong shape)."""
+        """Script a 200 JSON answer with any body (garbage, wrong shape), never streamed."""
         self._script.append(Scripted(body=body))
 
     def slow(self, seconds: float) -> None:
         """Script an answer that only comes after a delay (or when the server closes)."""
         self._script.append(
-            Scripted(body=completion({"role": "assistant", "content": "Too late."}), delay=seconds)
+            Scripted(message={"role": "assistant", "content": "Too late."}, delay=seconds)
         )
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         """Record a Chat Completions request and answer from the script."""
         await self._record(request)
+        streams = bool(self.requests[-1].body.get("stream"))
+        if streams and self.stream_mode == "refuse":
+            return web.json_response({"error": {"message": "stream not supported"}}, status=400)
         if self._script:
             scripted = self._script.popleft()
         else:
             text = f"Reply {len(self.chat_requests)}."
-            scripted = Scripted(body=completion({"role": "assistant", "content": text}))
+            scripted = Scripted(message={"role": "assistant", "content": text})
         if scripted.delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), scripted.delay)
-        return web.Response(
-            status=scripted.status, body=scripted.body, content_type="application/json"
+        if scripted.huge:
+            return await self._huge(request, scripted)
+        if scripted.events is not None:
+            return await self._stream(request, scripted, list(scripted.events))
+        if scripted.message is not None:
+            if streams and self.stream_mode == "serve":
+                usage = scripted.usage
+                if usage is None and self.requests[-1].body.get("stream_options"):
+                    usage = DEFAULT_USAGE
+                events = stream_events(scripted.message, scripted.chunks, usage)
+                # The closing chunks (finish, usage, [DONE]) follow the last piece at once.
+                closing = 3 if usage is not None else 2
+                return await self._stream(request, scripted, events, len(events) - closing)
+            body = completion(scripted.message)
+        else:
+            body = scripted.body
+        return web.Response(status=scripted.status, body=body, content_type="application/json")
+
+    async def _stream(
+        self,
+        request: web.Request,
+        scripted: Scripted,
+        events: list[bytes],
+        paced: int | None = None,
+    ) -> web.StreamResponse:
+        """Send server-sent events (the first `paced` ones `interval` apart), maybe cut off."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for number, data in enumerate(events):
+            if scripted.cut_after is not None and number >= scripted.cut_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if number and scripted.interval and (paced is None or number < paced):
+                await asyncio.sleep(scripted.interval)
+            await response.write(b"data: " + data + b"\n\n")
+        await response.write_eof()
+        return response
+
+    async def _huge(self, request: web.Request, scripted: Scripted) -> web.StreamResponse:
+        """Send `huge` bytes of one endless JSON string (or event line) without a length."""
+        streamed = scripted.events is not None
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream" if streamed else "application/json"}
         )
+        await response.prepare(request)
+        block = b"x" * 65536
+        sent = 0
+        self.huge_bytes_sent = 0
+        with contextlib.suppress(ConnectionError):
+            await response.write(
+                b'data: {"choices": [{"delta": {"content": "'
+                if streamed
+                else b'{"choices": [{"message": {"content": "'
+            )
+            while sent < scripted.huge:
+                await response.write(block)
+                sent += len(block)
+                self.huge_bytes_sent = sent
+            await response.write(b'"}}]}\n\n' if streamed else b'"}}]}')
+            await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.Response:
         """List one model."""
         await self._record(request)
+        if self.models_status != 200:
+            return web.json_response({"error": "scripted"}, status=self.models_status)
         return web.json_response(
             {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
         )

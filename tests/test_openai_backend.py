@@ -72,6 +72,7 @@ async def test_request_carries_model_key_prompt_and_tools(
     assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
     assert result.continue_conversation is False
     (request,) = fake_openai.chat_requests
+    assert request.body["stream"] is True
     assert request.headers["Authorization"] == "Bearer sk-test-key"
     assert request.body["model"] == "fake-model"
     assert request.body["temperature"] == 0.3
@@ -195,6 +196,17 @@ def _script(fake: FakeOpenAI, scripting: Callable[[FakeOpenAI], None]) -> Callab
         ),
         pytest.param(lambda f: f.raw(b'{"choices": []}'), NOT_UNDERSTOOD, id="empty-choices"),
         pytest.param(
+            lambda f: f.cut_stream("This answer never ends", after=3),
+            "can't reach the language model",
+            id="stream-cut",
+        ),
+        pytest.param(
+            lambda f: f.events([b'{"choices": [{"delta": {"content": "Hi"}}]}', b"{oops"]),
+            NOT_UNDERSTOOD,
+            id="garbage-chunk",
+        ),
+        pytest.param(lambda f: f.huge(50 * 1024 * 1024), "far too long", id="50-MB-body"),
+        pytest.param(
             lambda f: f.raw(b'{"choices": [{"message": {"role": "assistant"}}]}'),
             NOT_UNDERSTOOD,
             id="no-content",
@@ -237,7 +249,7 @@ async def test_slow_server_times_out(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
     """A reply slower than the request timeout is given up."""
-    with patch("custom_components.home_agent.chat_client.REQUEST_TIMEOUT", 0.2):
+    with patch("custom_components.home_agent.api.READ_TIMEOUT", 0.2):
         apology = await _failing_turn_keeps_the_session(
             hass, setup_integration, fake_openai, _script(fake_openai, lambda f: f.slow(30))
         )
@@ -462,3 +474,22 @@ async def test_an_outage_is_logged_once_and_the_recovery_once(
     assert len(warnings) == 1
     assert "can't reach the language model" in warnings[0].message
     assert len(recoveries) == 1
+
+
+@pytest.mark.parametrize("mode", ["refuse", "ignore"])
+async def test_servers_without_streaming_still_answer(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI, mode: str
+) -> None:
+    """A server that refuses or ignores `stream` answers every turn all the same."""
+    fake_openai.stream_mode = mode
+    fake_openai.reply("First.")
+    fake_openai.reply("Second.")
+
+    first = await converse(hass, text="one", device_id=KITCHEN)
+    second = await converse(hass, text="two", device_id=KITCHEN)
+
+    assert (speech_of(first), speech_of(second)) == ("First.", "Second.")
+    assert second.conversation_id == first.conversation_id
+    # A refusing server is asked without streaming from its first refusal on.
+    expected = 3 if mode == "refuse" else 2
+    assert len(fake_openai.chat_requests) == expected

@@ -7,6 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from .api import ModelClient
 from .backend import AgentBackend
 from .const import (
     CONF_AGENT_ID,
@@ -20,7 +21,6 @@ from .const import (
 )
 from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
-from .models_api import async_check_endpoint
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
@@ -52,8 +52,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     backend: AgentBackend
     recaps: RecapMaker | None = None
     if settings[CONF_BACKEND] == Backend.OPENAI:
-        await async_check_endpoint(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
-        model_backend = OpenAICompatibleBackend(hass, settings, tracker)
+        client = ModelClient(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
+        await client.async_check()
+        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client)
         if tracker.summarize:
             recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
             entry.async_on_unload(recaps.async_stop)

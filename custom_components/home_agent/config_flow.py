@@ -31,6 +31,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
+from .api import ModelClient, ModelError, normalize_base_url
 from .const import (
     CONF_AGENT_ID,
     CONF_API_KEY,
@@ -60,7 +61,6 @@ from .const import (
     Backend,
     SessionScope,
 )
-from .models_api import EndpointError, async_list_models, normalize_base_url
 from .settings import entry_settings
 
 DEFAULT_NAME = "Home Agent"
@@ -200,11 +200,12 @@ async def _async_probe(
         cv.url(connection[CONF_BASE_URL])
     except vol.Invalid:
         return {CONF_BASE_URL: "invalid_url"}, []
+    client = ModelClient(hass, connection[CONF_BASE_URL], connection[CONF_API_KEY])
     try:
-        models = await async_list_models(hass, connection[CONF_BASE_URL], connection[CONF_API_KEY])
-    except EndpointError as err:
-        LOGGER.debug("Listing the models of %s failed: %s", connection[CONF_BASE_URL], err)
-        return {"base": err.error}, []
+        models = await client.async_list_models()
+    except ModelError as err:
+        LOGGER.debug("Listing the models of %s failed: %r", client.loggable_base_url, err)
+        return {"base": err.flow_error}, []
     return {}, models
 
 
@@ -414,12 +415,11 @@ class HomeAgentOptionsFlow(OptionsFlow):
             return self.async_create_entry(data=_openai_options(user_input))
         errors: dict[str, str] = {}
         models: list[str] | None = None
+        client = ModelClient(self.hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
         try:
-            models = await async_list_models(
-                self.hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
-            )
-        except EndpointError as err:
-            LOGGER.debug("Listing the models of %s failed: %s", settings[CONF_BASE_URL], err)
+            models = await client.async_list_models()
+        except ModelError as err:
+            LOGGER.debug("Listing the models of %s failed: %r", client.loggable_base_url, err)
             errors["base"] = "models_unavailable"
         return self._async_show_options(_model_schema(self.hass, models), settings, errors)
 

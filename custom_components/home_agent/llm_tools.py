@@ -14,6 +14,7 @@ from homeassistant.helpers import llm
 from homeassistant.util import slugify
 import voluptuous as vol
 
+from .api import raise_if_unreadable
 from .const import DOMAIN
 
 # Keys OpenAI-style servers reject at the top level of a function's parameters.
@@ -97,8 +98,6 @@ class ToolBox:
         """Return the API instance a chat log runs this toolbox's tools with."""
         if not self.apis:
             return None
-        if len(self.apis) == 1:
-            return self.apis[0]
         first = self.apis[0]
         return _RoutedAPIInstance(
             api=first.api,
@@ -112,12 +111,17 @@ class ToolBox:
 
 @dataclass(slots=True)
 class _RoutedAPIInstance(llm.APIInstance):
-    """Several LLM APIs as one: each call goes to the API that owns the tool's name."""
+    """The selected LLM APIs as one: each call goes to the API that owns the tool's name.
+
+    Calls whose arguments the model garbled are refused here, before any tool runs; the
+    chat log reports the refusal to the model as the call's result.
+    """
 
     routes: dict[str, tuple[llm.APIInstance, llm.Tool]] = field(default_factory=dict)
 
     async def async_call_tool(self, tool_input: llm.ToolInput) -> Any:
         """Call the tool on its own API, under the name that API knows it by."""
+        raise_if_unreadable(tool_input)
         if (route := self.routes.get(tool_input.tool_name)) is None:
             raise HomeAssistantError(f'Tool "{tool_input.tool_name}" not found')
         api, tool = route

@@ -87,8 +87,15 @@ def local_exchanges(contents: Iterable[conversation.Content]) -> list[Exchange]:
     return exchanges
 
 
-def _tool_call_message(round_: ToolRound) -> dict[str, Any]:
-    """Return the assistant message that asks for a round's tools."""
+def _tool_call_message(
+    round_: ToolRound, arguments_texts: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the assistant message that asks for a round's tools.
+
+    `arguments_texts` holds, by call id, arguments the model sent that were not a JSON
+    object: the model is shown what it sent.
+    """
+    texts = arguments_texts or {}
     return {
         "role": "assistant",
         "content": round_.text,
@@ -96,7 +103,10 @@ def _tool_call_message(round_: ToolRound) -> dict[str, Any]:
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": json_text(call.arguments)},
+                "function": {
+                    "name": call.name,
+                    "arguments": texts.get(call.id) or json_text(call.arguments),
+                },
             }
             for call in round_.calls
         ],
@@ -143,7 +153,14 @@ def live_messages(contents: Sequence[conversation.Content]) -> list[dict[str, An
                     ToolCall(call.id, call.tool_name, dict(call.tool_args), "")
                     for call in content.tool_calls
                 )
-                messages.append(_tool_call_message(ToolRound(content.content or None, calls)))
+                garbled = {
+                    call.id: text
+                    for call in content.tool_calls
+                    if (text := getattr(call, "arguments_text", None))
+                }
+                messages.append(
+                    _tool_call_message(ToolRound(content.content or None, calls), garbled)
+                )
             elif content.content:
                 messages.append({"role": "assistant", "content": content.content})
         elif isinstance(content, conversation.ToolResultContent):

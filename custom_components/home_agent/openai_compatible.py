@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from homeassistant.components.conversation import (
-    AssistantContentDeltaDict,
     ChatLog,
     ConversationInput,
     SystemContent,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
 
-from .chat_client import async_chat_completion, llm_error
+from .api import ModelClient, TurnStats, translated_error
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,
@@ -29,7 +27,7 @@ from .const import (
 )
 from .history import TokenEstimator, exchanges_over_budget
 from .llm_tools import async_get_toolbox
-from .memory import history_messages, live_messages
+from .memory import history_messages, json_text, live_messages
 from .prompt import async_system_prompt, async_turn_facts
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
@@ -44,13 +42,22 @@ class OpenAICompatibleBackend:
     """Answer with a model behind an OpenAI-compatible endpoint."""
 
     def __init__(
-        self, hass: HomeAssistant, settings: Mapping[str, Any], tracker: SessionTracker
+        self,
+        hass: HomeAssistant,
+        settings: Mapping[str, Any],
+        tracker: SessionTracker,
+        client: ModelClient | None = None,
     ) -> None:
-        """Remember the endpoint settings and the sessions' tracker."""
+        """Remember the endpoint settings, the sessions' tracker and the endpoint's client."""
         self._hass = hass
         self._settings = settings
         self._tracker = tracker
+        self._client = client or ModelClient(
+            hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
+        )
         self.estimator = TokenEstimator()
+        # What the last answered turn cost (the agent's metric sensors show it).
+        self.last_stats: TurnStats | None = None
 
     @property
     def can_act(self) -> bool:
@@ -97,19 +104,27 @@ class OpenAICompatibleBackend:
             request["model"] = model
         if tools:
             request["tools"] = tools
+        stats = TurnStats()
+        sent_chars = 0
         for _ in range(MAX_TOOL_ITERATIONS):
             messages = [*earlier, *_with_facts(live_messages(chat_log.content[turn_start:]), facts)]
             LOGGER.debug("Asking the model, %d messages: %s", len(messages), messages)
+            payload = {**request, "messages": messages}
+            sent_chars += len(json_text(messages))
             async for _content in chat_log.async_add_delta_content_stream(
-                user_input.agent_id, self._async_stream({**request, "messages": messages})
+                user_input.agent_id, self._client.async_stream_chat(payload, stats)
             ):
                 pass
             if not chat_log.unresponded_tool_results:
-                return
-        raise llm_error("model_tool_loop")
+                break
+        else:
+            raise translated_error("model_tool_loop")
+        self.last_stats = stats
+        if stats.prompt_tokens:
+            self.estimator.calibrate(sent_chars, stats.prompt_tokens)
 
     async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
-        """Return the model's updated summary of a conversation (no tools, not streamed)."""
+        """Return the model's updated summary of a conversation (no tools)."""
         payload: dict[str, Any] = {
             "messages": [
                 {"role": "system", "content": RECAP_INSTRUCTIONS},
@@ -120,33 +135,11 @@ class OpenAICompatibleBackend:
         }
         if model := self._settings.get(CONF_MODEL):
             payload["model"] = model
-        reply = await async_chat_completion(
-            self._hass, self._settings[CONF_BASE_URL], self._settings.get(CONF_API_KEY), payload
-        )
-        return reply.content or ""
-
-    async def _async_stream(
-        self, payload: dict[str, Any]
-    ) -> AsyncGenerator[AssistantContentDeltaDict]:
-        """Yield the model's reply as chat-log deltas."""
-        reply = await async_chat_completion(
-            self._hass,
-            self._settings[CONF_BASE_URL],
-            self._settings.get(CONF_API_KEY),
-            payload,
-        )
-        yield {"role": "assistant"}
-        if reply.content:
-            yield {"content": reply.content}
-        if reply.tool_calls:
-            yield {
-                "tool_calls": [
-                    llm.ToolInput(
-                        id=call.id, tool_name=call.name, tool_args=call.parsed_arguments()
-                    )
-                    for call in reply.tool_calls
-                ]
-            }
+        pieces = [
+            delta.get("content") or ""
+            async for delta in self._client.async_stream_chat(payload, TurnStats())
+        ]
+        return "".join(pieces)
 
 
 def _with_recap(system_prompt: str, recap: str | None) -> str:
