@@ -153,6 +153,8 @@ class FakeOpenAI:
         self._closing = asyncio.Event()
         # "ignore": answer JSON even to streamed requests; "refuse": 400 to them.
         self.stream_mode = "serve"
+        # Prompt tokens reported per request: DEFAULT_USAGE's, or characters / this.
+        self.chars_per_token: float | None = None
         self.huge_bytes_sent = 0
         self.models_status = 200
 
@@ -271,7 +273,7 @@ class FakeOpenAI:
             if streams and self.stream_mode == "serve":
                 usage = scripted.usage
                 if usage is None and self.requests[-1].body.get("stream_options"):
-                    usage = DEFAULT_USAGE
+                    usage = self._usage(self.requests[-1])
                 events = stream_events(scripted.message, scripted.chunks, usage)
                 # The closing chunks (finish, usage, [DONE]) follow the last piece at once.
                 closing = 3 if usage is not None else 2
@@ -325,6 +327,13 @@ class FakeOpenAI:
             await response.write(b'"}}]}\n\n' if streamed else b'"}}]}')
             await response.write_eof()
         return response
+
+    def _usage(self, request: Recorded) -> dict[str, Any]:
+        """Return the usage of a request: fixed, or counted like a tokenizer would."""
+        if self.chars_per_token is None:
+            return DEFAULT_USAGE
+        chars = len(json.dumps(request.messages, separators=(",", ":")))
+        return {**DEFAULT_USAGE, "prompt_tokens": round(chars / self.chars_per_token)}
 
     async def _models(self, request: web.Request) -> web.Response:
         """List one model."""

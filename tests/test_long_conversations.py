@@ -34,8 +34,10 @@ from .helpers import async_restarted, converse, make_device, setup_entry
 from .storage_files import stored_text
 
 BUDGET = 256
-# Four characters per token until the server reports its own counts (the fake does not).
-BUDGET_CHARS = BUDGET * 4
+# The fake server counts four characters per token; Home Agent learns that from its
+# reports (what it sends and what the fake counts differ by a few characters).
+CHARS_PER_TOKEN = 4
+BUDGET_CHARS = BUDGET * CHARS_PER_TOKEN * 1.05
 RECAP = "Ada's locker number is 42 and she likes jazz."
 
 
@@ -87,6 +89,7 @@ async def _idle(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: fl
 
 async def _long_talk(hass: HomeAssistant, fake: FakeOpenAI, device: str, turns: int) -> None:
     """Have `turns` exchanges of about 200 characters each."""
+    fake.chars_per_token = CHARS_PER_TOKEN
     for n in range(turns):
         fake.reply(f"Answer {n}: " + "words " * 30)
         await converse(hass, text=f"question {n} " + "please " * 5, device_id=device)
