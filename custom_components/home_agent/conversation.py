@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+import time
 from typing import Literal
 
 from homeassistant.components import conversation
@@ -15,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .api import ModelAuthError
+from .api import ModelAuthError, TurnStats
 from .compat import satellite_id_of
 from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT, UNLOAD_TURN_WAIT
 from .data import HomeAgentConfigEntry
@@ -23,6 +24,7 @@ from .delegate import DelegateFailed
 from .entity import HomeAgentEntity
 from .local_turns import LocalTurnWatcher
 from .memory import turn_rounds
+from .metrics import TurnMetrics
 from .session import Exchange, Session
 from .tracker import SessionTracker
 
@@ -176,10 +178,12 @@ class HomeAgentConversationEntity(
     ) -> tuple[intent.IntentResponse, Exchange | None]:
         """Ask the backend; any failure becomes a spoken apology that is not remembered."""
         start = len(chat_log.content)
+        started = time.monotonic()
+        stats = TurnStats()
         try:
             async with asyncio.timeout(TURN_TIME_LIMIT):
                 response = await self.entry.runtime_data.backend.async_answer(
-                    user_input, chat_log, session
+                    user_input, chat_log, session, stats
                 )
         except DelegateFailed as err:
             return err.response, None
@@ -198,6 +202,9 @@ class HomeAgentConversationEntity(
         if self._failing:
             LOGGER.info("%s answers again", self.entry.title)
             self._failing = False
+        self.entry.runtime_data.metrics.async_record(
+            TurnMetrics.of_turn(started, time.monotonic(), stats if stats.requests else None)
+        )
         added = chat_log.content[start:]
         speech = next(
             (

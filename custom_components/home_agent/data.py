@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
+
+from .metrics import TurnMetricsHub
 
 if TYPE_CHECKING:
     from .backend import AgentBackend
@@ -23,3 +25,5 @@ class HomeAgentData:
     backend: AgentBackend
     # Keeps running summaries of long sessions (`openai` agents with summaries on).
     recaps: RecapMaker | None = None
+    # What the last turn cost, for the metric sensors.
+    metrics: TurnMetricsHub = field(default_factory=TurnMetricsHub)

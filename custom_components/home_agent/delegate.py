@@ -19,6 +19,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 
+from .api import TurnStats
 from .compat import async_converse, satellite_id_of
 from .const import DELEGATE_TIME_LIMIT, DOMAIN
 from .session import Session
@@ -61,9 +62,16 @@ class DelegateBackend:
         return bool(features & ConversationEntityFeature.CONTROL)
 
     async def async_answer(
-        self, user_input: ConversationInput, chat_log: ChatLog, session: Session
+        self,
+        user_input: ConversationInput,
+        chat_log: ChatLog,
+        session: Session,
+        stats: TurnStats,
     ) -> intent.IntentResponse:
-        """Delegate the turn in the turn's chat log; return the delegate's response."""
+        """Delegate the turn in the turn's chat log; return the delegate's response.
+
+        The delegate's own costs are not known here (`stats` stays empty).
+        """
         if self.delegate_id in (user_input.agent_id, self._own_entry_id):
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="delegate_loop")
         extra = "\n\n".join(

@@ -56,8 +56,6 @@ class OpenAICompatibleBackend:
             hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
         )
         self.estimator = TokenEstimator()
-        # What the last answered turn cost (the agent's metric sensors show it).
-        self.last_stats: TurnStats | None = None
 
     @property
     def can_act(self) -> bool:
@@ -65,7 +63,11 @@ class OpenAICompatibleBackend:
         return bool(llm_api_ids(self._settings))
 
     async def async_answer(
-        self, user_input: ConversationInput, chat_log: ChatLog, session: Session
+        self,
+        user_input: ConversationInput,
+        chat_log: ChatLog,
+        session: Session,
+        stats: TurnStats,
     ) -> None:
         """Answer one turn into the chat log, running Home Assistant tools as the model asks."""
         context = llm_context(DOMAIN, user_input)
@@ -104,7 +106,6 @@ class OpenAICompatibleBackend:
             request["model"] = model
         if tools:
             request["tools"] = tools
-        stats = TurnStats()
         sent_chars = 0
         for _ in range(MAX_TOOL_ITERATIONS):
             messages = [*earlier, *_with_facts(live_messages(chat_log.content[turn_start:]), facts)]
@@ -119,7 +120,6 @@ class OpenAICompatibleBackend:
                 break
         else:
             raise translated_error("model_tool_loop")
-        self.last_stats = stats
         if stats.prompt_tokens:
             self.estimator.calibrate(sent_chars, stats.prompt_tokens)
 

@@ -20,6 +20,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
+from .metric_sensors import metric_sensors
 from .owners import KeyOwner, async_key_owner, has_owner, session_sensor_unique_id
 from .session import Session
 from .tracker import SessionChange, SessionListener, SessionTracker
@@ -56,7 +57,7 @@ async def async_setup_entry(
     tracker = entry.runtime_data.tracker
     key_sensors = KeySessionSensors(hass, entry, async_add_entities)
     entry.async_on_unload(tracker.async_add_listener(key_sensors.async_session_changed))
-    async_add_entities([ActiveSessionsSensor(entry)])
+    async_add_entities([ActiveSessionsSensor(entry), *metric_sensors(entry)])
     # Keys seen before a restart still have their sensor, idle until used again.
     prefix = session_sensor_unique_id(entry.entry_id, "")
     registered = [

@@ -1,0 +1,59 @@
+"""What the last turn of an agent cost: times and tokens, for the agent's metric sensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from homeassistant.core import CALLBACK_TYPE, callback
+
+from .api import TurnStats
+
+
+@dataclass(slots=True, frozen=True)
+class TurnMetrics:
+    """The cost of one answered turn (None: not known for this backend or server)."""
+
+    # Seconds from the turn's start to the first text, and to the complete reply.
+    first_text: float | None = None
+    reply: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+
+    @classmethod
+    def of_turn(cls, started: float, finished: float, stats: TurnStats | None) -> TurnMetrics:
+        """Return a turn's metrics from its monotonic start and end and the server's stats."""
+        if stats is None:
+            return cls(reply=finished - started)
+        first = stats.first_text_at
+        return cls(
+            first_text=None if first is None else first - started,
+            reply=finished - started,
+            prompt_tokens=stats.prompt_tokens,
+            completion_tokens=stats.completion_tokens,
+            cached_tokens=stats.cached_tokens,
+        )
+
+
+class TurnMetricsHub:
+    """Hold an agent's last turn metrics and tell the sensors when they change."""
+
+    def __init__(self) -> None:
+        """Start with nothing measured."""
+        self.last = TurnMetrics()
+        self._listeners: list[Callable[[], None]] = []
+
+    @callback
+    def async_add_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call `listener` after each turn; return a function that stops it."""
+        self._listeners.append(listener)
+        return partial(self._listeners.remove, listener)
+
+    @callback
+    def async_record(self, metrics: TurnMetrics) -> None:
+        """Keep a turn's metrics and notify the sensors."""
+        self.last = metrics
+        for listener in list(self._listeners):
+            listener()
