@@ -106,7 +106,7 @@ async def test_session_sensor_appears_with_the_first_session_of_a_device(
     await converse(hass, device_id=kitchen)
     await hass.async_block_till_done()
     assert details(KITCHEN, hass)["turns"] == 2
-    assert len(hass.states.async_entity_ids("sensor")) == 2
+    assert len(conversation_sensors(hass)) == 2
 
 
 async def test_session_sensor_uses_the_name_the_user_gave_the_device(
@@ -210,7 +210,7 @@ async def test_scope_none_sessions_are_only_counted(
     await converse(hass, device_id=kitchen)
     await hass.async_block_till_done()
 
-    assert hass.states.async_entity_ids("sensor") == [COUNT]
+    assert conversation_sensors(hass) == [COUNT]
     assert hass.states.get(COUNT).state == "2"
 
 
@@ -324,3 +324,12 @@ async def test_states_names_and_icons_are_translated(
         assert icons[DOMAIN]["sensor"][key]["state"]["idle"] == "mdi:account-voice-off"
     assert translations[f"{prefix}.active_sessions.name"] == "Active conversations"
     assert icons[DOMAIN]["sensor"]["active_sessions"]["default"] == "mdi:forum"
+
+
+def conversation_sensors(hass: HomeAssistant) -> list[str]:
+    """Return the agent's conversation sensors (not the metrics of its last turn)."""
+    return [
+        entity_id
+        for entity_id in hass.states.async_entity_ids("sensor")
+        if entity_id.endswith(("_conversation", "_conversations"))
+    ]
