@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob
+from pathlib import Path
+
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv
+from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .backend import AgentBackend
@@ -71,5 +74,22 @@ async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
-    """Delete the agent's stored sessions and transcripts."""
-    await SessionStore(hass, entry.entry_id, dict).async_remove()
+    """Delete every file holding the agent's sessions and transcripts, and its repairs."""
+    store = SessionStore(hass, entry.entry_id, dict)
+    await store.async_remove()
+    # Copies kept aside: ours (`.unreadable.<time>`) and Store's (`.corrupt.<time>`).
+    await hass.async_add_executor_job(_remove_copies, store.path)
+    ir.async_delete_issue(hass, DOMAIN, f"storage_unreadable_{entry.entry_id}")
+    # Store reports a corrupt file as a core issue named after its key and the time.
+    corrupt = f"storage_corruption_{DOMAIN}.{entry.entry_id}_"
+    for domain, issue_id in list(ir.async_get(hass).issues):
+        if domain == HOMEASSISTANT_DOMAIN and issue_id.startswith(corrupt):
+            ir.async_delete_issue(hass, domain, issue_id)
+
+
+def _remove_copies(path: str) -> None:
+    """Delete the copies of a storage file kept aside (runs in the executor)."""
+    stored = Path(path)
+    for suffix in (".unreadable.", ".corrupt."):
+        for copy in stored.parent.glob(f"{glob.escape(stored.name)}{suffix}*"):
+            copy.unlink(missing_ok=True)

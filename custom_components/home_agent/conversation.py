@@ -20,6 +20,7 @@ from .compat import satellite_id_of
 from .const import DOMAIN, LOGGER
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
+from .keys import known_device_id, known_satellite_id
 from .session import Exchange, Session
 
 PARALLEL_UPDATES = 0
@@ -72,8 +73,9 @@ class HomeAgentConversationEntity(
         data = self.entry.runtime_data
         session = data.tracker.async_resolve(
             user_input.conversation_id,
-            device_id=user_input.device_id,
-            satellite_id=satellite_id_of(user_input),
+            # Ids Home Assistant does not know key nothing (no session sensor either).
+            device_id=known_device_id(self.hass, user_input.device_id),
+            satellite_id=known_satellite_id(self.hass, satellite_id_of(user_input)),
             user_id=user_input.context.user_id,
         )
         # Turns of one session are answered one after the other, so each sees the last.
@@ -112,14 +114,19 @@ class HomeAgentConversationEntity(
             answer = await self.entry.runtime_data.backend.async_answer(user_input, session)
         except HomeAssistantError as err:
             # Logged once while the backend keeps failing, and once when it is back.
-            if self._failing:
-                LOGGER.debug("Still cannot answer: %s", err)
-            else:
-                LOGGER.warning("%s cannot answer: %s", self.entry.title, err)
+            # The error's text may quote what was said (a delegate's): details at debug only.
+            LOGGER.debug("Cannot answer: %s", err)
+            if not self._failing:
+                LOGGER.warning(
+                    "%s cannot answer (%s)",
+                    self.entry.title,
+                    err.translation_key or type(err).__name__,
+                )
             self._failing = True
             message = str(err)
-        except Exception:
-            LOGGER.exception("Unexpected error while answering")
+        except Exception as err:
+            LOGGER.error("Unexpected error while answering (%s)", type(err).__name__)
+            LOGGER.debug("Unexpected error while answering", exc_info=True)
             message = str(
                 HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
             )

@@ -12,6 +12,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .const import DOMAIN, LOGGER
+from .redact import redact_url
 
 PROBE_TIMEOUT = 10.0
 SETUP_PROBE_TIMEOUT = 5.0
@@ -99,7 +100,7 @@ async def async_check_endpoint(hass: HomeAssistant, base_url: str, api_key: str 
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN,
             translation_key="invalid_auth",
-            translation_placeholders={"base_url": base_url},
+            translation_placeholders={"base_url": redact_url(base_url)},
         ) from err
     except EndpointError as err:
-        LOGGER.warning("The model endpoint %s is not answering yet: %s", base_url, err)
+        LOGGER.warning("The model endpoint %s is not answering yet: %s", redact_url(base_url), err)
