@@ -63,12 +63,20 @@ def tracker_of(entry: ConfigEntry) -> SessionTracker:
 
 
 def make_device(hass: HomeAssistant, name: str) -> str:
-    """Register a device of another integration (a voice satellite, say); return its id."""
+    """Register a device of another integration (a voice satellite, say); return its id.
+
+    The same name is the same device: a test may name it again for each turn.
+    """
+    made: dict[str, str] = hass.data.setdefault("home_agent_test_devices", {})
+    if name in made:
+        return made[name]
+    registry = dr.async_get(hass)
     owner = MockConfigEntry(domain="test")
     owner.add_to_hass(hass)
-    device = dr.async_get(hass).async_get_or_create(
+    device = registry.async_get_or_create(
         config_entry_id=owner.entry_id, identifiers={("test", name)}, name=name
     )
+    made[name] = device.id
     return device.id
 
 

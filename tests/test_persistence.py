@@ -28,7 +28,7 @@ from custom_components.home_agent.const import (
     SAVE_RETRY_DELAY,
 )
 
-from .helpers import async_restarted, converse, setup_entry, tracker_of
+from .helpers import async_restarted, converse, make_device, setup_entry, tracker_of
 
 # Captured before phcc's hass_storage patches it, to read real files in corrupt-file tests.
 REAL_STORE_LOAD = storage.Store._async_load
@@ -70,7 +70,8 @@ async def test_restart_continues_with_the_remaining_time(
     hass_storage: dict[str, Any],
 ) -> None:
     """A second Home Assistant on the same storage continues the session and its timer."""
-    first = await converse(hass, text="what time is it", device_id="dev-kitchen")
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="what time is it", device_id=kitchen)
     started = dt_util.utcnow()
     freezer.tick(timedelta(minutes=20))
     async with async_restarted(hass, setup_integration) as (hass2, entry):
@@ -84,7 +85,7 @@ async def test_restart_continues_with_the_remaining_time(
             ("what time is it", first.response.speech["plain"]["speech"])
         ]
         # A fresh pipeline id from the same device joins the restored session.
-        again = await converse(hass2, "01JRESTARTFRESHID000000000", device_id="dev-kitchen")
+        again = await converse(hass2, "01JRESTARTFRESHID000000000", device_id=kitchen)
         assert again.conversation_id == first.conversation_id
         assert session.turns == 2
 
@@ -155,7 +156,7 @@ async def test_changes_are_written_once_per_save_delay(
     key = f"{DOMAIN}.{setup_integration.entry_id}"
     tracker = tracker_of(setup_integration)
     for device in ("dev-a", "dev-b", "dev-c"):
-        await converse(hass, device_id=device)
+        await converse(hass, device_id=make_device(hass, device))
     assert key not in hass_storage
     freezer.tick(timedelta(seconds=SAVE_DELAY))
     async_fire_time_changed(hass)
@@ -183,7 +184,7 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
             raise WriteError("No space left on device")
         await mocked_write(store, *args)
 
-    first = await converse(hass, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
     with patch.object(storage.Store, "_async_write_data", failing_once):
         freezer.tick(timedelta(seconds=SAVE_DELAY))
         async_fire_time_changed(hass)
@@ -241,7 +242,7 @@ async def test_unreadable_storage_never_blocks_setup(
         assert len(issue_registry.issues) >= 1
         assert "ERROR" in caplog.text
         # And the agent still works.
-        result = await converse(hass, device_id="dev-a")
+        result = await converse(hass, device_id=make_device(hass, "dev-a"))
         assert tracker_of(config_entry).get(result.conversation_id) is not None
     finally:
         for leftover in path.parent.glob(f"{path.name}*"):
