@@ -30,6 +30,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_EXPIRED, SessionScope
 
@@ -776,3 +777,90 @@ async def test_unreachable_endpoint_does_not_block_setup(
     assert len(warnings) == 1
     assert closed_url in warnings[0].getMessage()
     assert "sk-secret" not in caplog.text
+
+
+# --- numbers that are not numbers -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("session_timeout", "nan"),
+        ("session_timeout", "-nan"),
+        ("history_max_turns", "nan"),
+        ("history_max_turns", "NaN"),
+    ],
+)
+async def test_options_refuse_nan_over_http(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    key: str,
+    value: str,
+) -> None:
+    """Typed into the options dialog: the field's error, not an HTTP 500; nothing changes."""
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_client()
+    before = dict(setup_integration.options)
+    url = "/api/config/config_entries/options/flow"
+    response = await client.post(url, json={"handler": setup_integration.entry_id})
+    flow_id = (await response.json())["flow_id"]
+
+    response = await client.post(
+        f"{url}/{flow_id}",
+        json={
+            "agent_id": "conversation.home_assistant",
+            "session_timeout": 600,
+            "session_scope": "device",
+            "history_max_turns": 5,
+            key: value,
+        },
+    )
+
+    assert response.status == 200
+    result = await response.json()
+    assert result["type"] == "form"
+    assert result["errors"] == {key: "not_a_number"}
+    assert STRINGS["options"]["error"]["not_a_number"]
+    assert dict(setup_integration.options) == before
+    # Infinity is out of every field's range: the form says so on the field (HTTP 400).
+    response = await client.post(
+        f"{url}/{flow_id}",
+        json={"agent_id": "conversation.home_assistant", key: "inf"},
+    )
+    assert response.status == 400
+    assert key in json.dumps(await response.json())
+    assert dict(setup_integration.options) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("temperature", "nan"), ("max_tokens", "inf"), ("session_timeout", "nan")]
+)
+async def test_openai_forms_refuse_nan_and_inf(
+    hass: HomeAssistant, endpoint: ModelsEndpoint, key: str, value: str
+) -> None:
+    """The model step of a new agent and the options of an existing one say which field."""
+    result = await start_user_flow(hass, "Kitchen", "openai")
+    result = await configure(hass, result, {"base_url": endpoint.base_url})
+    result = await configure(hass, result, {"model": "qwen2.5:7b", key: value})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {key: "not_a_number"}
+    result = await configure(hass, result, {"model": "qwen2.5:7b"})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+
+    result = await start_options(hass, entry)
+    result = await configure_options(hass, result, {"model": "qwen2.5:7b", key: value})
+    assert result["errors"] == {key: "not_a_number"}
+    assert entry.options["session_timeout"] == 3600
+
+
+async def test_agent_form_refuses_nan(hass: HomeAssistant) -> None:
+    """The session settings of a new delegating agent."""
+    result = await start_user_flow(hass, "Living room", "agent")
+    result = await configure(
+        hass, result, {"agent_id": "conversation.home_assistant", "session_timeout": "nan"}
+    )
+    assert result["errors"] == {"session_timeout": "not_a_number"}
+    assert not hass.config_entries.async_entries(DOMAIN)
