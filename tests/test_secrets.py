@@ -61,6 +61,23 @@ async def models_endpoint(socket_enabled: None) -> AsyncGenerator[str]:
 
 
 @pytest.fixture
+async def refusing_port(socket_enabled: None) -> AsyncGenerator[int]:
+    """Serve an endpoint on 127.0.0.1 that refuses every key; yield its port."""
+
+    async def handle(_request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": "Incorrect API key"}}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/v1/models", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner.addresses[0][1]
+    await runner.cleanup()
+
+
+@pytest.fixture
 def closed_port(socket_enabled: None) -> int:
     """Return a port on 127.0.0.1 where nothing listens."""
     with socket.socket() as sock:
@@ -160,6 +177,32 @@ async def test_an_older_entry_with_credentials_in_its_address_never_shows_them(
         assert secret not in json.dumps(diagnostics)
         assert secret not in json.dumps(result["description_placeholders"])
     assert diagnostics["entry"]["data"]["base_url"] == f"http://127.0.0.1:{closed_port}/v1"
+
+
+async def test_a_refused_key_is_reported_without_the_credentials_of_the_address(
+    hass: HomeAssistant, refusing_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Set-up fails with re-authentication; the log line and the dialog name the host only."""
+    caplog.set_level(logging.DEBUG)
+    base_url = f"http://user:{PASSWORD}@127.0.0.1:{refusing_port}/v1"
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={"backend": "openai", "base_url": base_url, "api_key": ""},
+        options={"model": "m"},
+    )
+    entry.add_to_hass(hass)
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "conversation", {})
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+    shown = json.dumps([flow.get("description_placeholders") for flow in flows])
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"http://127.0.0.1:{refusing_port}/v1" in logged
+    assert PASSWORD not in logged
+    assert PASSWORD not in shown
 
 
 def test_redact_url_keeps_the_host_and_drops_credentials() -> None:
