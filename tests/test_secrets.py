@@ -169,6 +169,7 @@ async def test_an_older_entry_with_credentials_in_its_address_never_shows_them(
     result = await hass.config_entries.options.async_init(entry.entry_id)
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    reconfigure = await entry.start_reconfigure_flow(hass)
 
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert f"127.0.0.1:{closed_port}" in logged  # the warning says which endpoint...
@@ -176,7 +177,11 @@ async def test_an_older_entry_with_credentials_in_its_address_never_shows_them(
         assert secret not in logged
         assert secret not in json.dumps(diagnostics)
         assert secret not in json.dumps(result["description_placeholders"])
-    assert diagnostics["entry"]["data"]["base_url"] == f"http://127.0.0.1:{closed_port}/v1"
+    clean = f"http://127.0.0.1:{closed_port}/v1"
+    assert diagnostics["entry"]["data"]["base_url"] == clean
+    # Reconfiguring offers the address without them, to be moved to the API key field.
+    (base_url_key,) = (key for key in reconfigure["data_schema"].schema if key == "base_url")
+    assert base_url_key.description["suggested_value"] == clean
 
 
 async def test_a_refused_key_is_reported_without_the_credentials_of_the_address(

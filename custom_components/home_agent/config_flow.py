@@ -346,6 +346,10 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self._async_update_and_finish(
                     entry, "reconfigure_successful", data=data, options=options
                 )
+        if user_input is None and url_credentials(settings.get(CONF_BASE_URL, "")):
+            # An address from an older release with credentials: offer it without them, so
+            # they are re-entered where they are kept secret (the API key field).
+            settings = {**settings, CONF_BASE_URL: redact_url(settings[CONF_BASE_URL])}
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
