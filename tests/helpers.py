@@ -14,6 +14,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_test_home_assistant,
+    mock_device_registry,
 )
 
 from custom_components.home_agent.tracker import SessionTracker
@@ -63,12 +64,20 @@ def tracker_of(entry: ConfigEntry) -> SessionTracker:
 
 
 def make_device(hass: HomeAssistant, name: str) -> str:
-    """Register a device of another integration (a voice satellite, say); return its id."""
+    """Register a device of another integration (a voice satellite, say); return its id.
+
+    The same name is the same device: a test may name it again for each turn.
+    """
+    made: dict[str, str] = hass.data.setdefault("home_agent_test_devices", {})
+    if name in made:
+        return made[name]
+    registry = dr.async_get(hass)
     owner = MockConfigEntry(domain="test")
     owner.add_to_hass(hass)
-    device = dr.async_get(hass).async_get_or_create(
+    device = registry.async_get_or_create(
         config_entry_id=owner.entry_id, identifiers={("test", name)}, name=name
     )
+    made[name] = device.id
     return device.id
 
 
@@ -84,10 +93,16 @@ async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
 async def async_restarted(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> AsyncIterator[tuple[HomeAssistant, MockConfigEntry]]:
-    """Stop `hass`, then start a second Home Assistant on the same storage with the entry set up."""
+    """Stop `hass`, then start a second Home Assistant on the same storage with the entry set up.
+
+    The devices come along (the test harness does not keep registries on disk): a
+    satellite is still the same satellite after a restart.
+    """
+    devices = dict(dr.async_get(hass).devices)
     await hass.async_stop(force=True)
     async with async_test_home_assistant(config_dir=hass.config.config_dir) as hass2:
         hass2.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # what enable_custom_integrations does
+        mock_device_registry(hass2, devices)
         entry2 = MockConfigEntry(
             domain=entry.domain,
             entry_id=entry.entry_id,
@@ -105,3 +120,13 @@ async def async_restarted(
 def said(transcript: object) -> list[tuple[str, str]]:
     """Return what was said in a transcript: (user, assistant) per exchange."""
     return [(exchange.user, exchange.assistant) for exchange in transcript]  # type: ignore[attr-defined]
+
+
+def known_devices(hass: HomeAssistant, *device_ids: str) -> None:
+    """Give the device registry devices with exactly these ids (as stored files name them)."""
+    registry = dr.async_get(hass)
+    devices = dict(registry.devices)
+    devices.update(
+        {device_id: dr.DeviceEntry(id=device_id, name=device_id) for device_id in device_ids}
+    )
+    mock_device_registry(hass, devices)

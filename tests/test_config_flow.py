@@ -30,6 +30,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_EXPIRED, SessionScope
 
@@ -370,24 +371,25 @@ async def test_broken_prompt_template_is_rejected(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
-async def test_same_endpoint_and_model_is_not_added_twice(
+async def test_several_agents_share_one_endpoint_and_model(
     hass: HomeAssistant, endpoint: ModelsEndpoint
 ) -> None:
-    """Another model on the same endpoint is a new agent; the same one aborts."""
+    """Jarvis and Friday: one endpoint and model, two prompts, two agents."""
     openai_entry(hass, endpoint.base_url, model="qwen2.5:7b")
 
-    result = await start_user_flow(hass, "Again", "openai")
-    result = await configure(hass, result, {"base_url": endpoint.base_url + "/"})
-    result = await configure(hass, result, {"model": "qwen2.5:7b"})
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
-
-    result = await start_user_flow(hass, "Other model", "openai")
-    result = await configure(hass, result, {"base_url": endpoint.base_url})
-    result = await configure(hass, result, {"model": "llama3.2:3b"})
-    await hass.async_block_till_done()
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert len(hass.config_entries.async_entries(DOMAIN)) == 2
+    for name, prompt in (("Jarvis", "You are Jarvis."), ("Friday", "You are Friday.")):
+        result = await start_user_flow(hass, name, "openai")
+        result = await configure(hass, result, {"base_url": endpoint.base_url + "/"})
+        result = await configure(hass, result, {"model": "qwen2.5:7b", "prompt": prompt})
+        await hass.async_block_till_done()
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+    entries = hass.config_entries.async_entries(DOMAIN)
+    assert [entry.title for entry in entries] == ["Kitchen", "Jarvis", "Friday"]
+    assert {entry.data["base_url"] for entry in entries} == {endpoint.base_url}
+    assert [entry.options["prompt"] for entry in entries[1:]] == [
+        "You are Jarvis.",
+        "You are Friday.",
+    ]
 
 
 # --- config flow: agent ----------------------------------------------------------------
@@ -438,14 +440,25 @@ async def test_agent_cannot_delegate_to_home_agent_or_to_nothing(hass: HomeAssis
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
-async def test_agent_delegating_to_the_same_agent_is_not_added_twice(
-    hass: HomeAssistant, config_entry: MockConfigEntry
+async def test_several_agents_share_one_delegate(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
-    """A second agent for the same conversation agent aborts."""
-    result = await start_user_flow(hass, "Again", "agent")
-    result = await configure(hass, result, {"agent_id": "conversation.home_assistant"})
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
+    """A second agent delegating to the same agent, with another scope, is its own agent."""
+    result = await start_user_flow(hass, "Night", "agent")
+    result = await configure(
+        hass,
+        result,
+        {**SESSION_INPUT, "agent_id": "conversation.home_assistant", "session_scope": "user"},
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    night = result["result"]
+    assert night.state is ConfigEntryState.LOADED
+    kitchen = make_device(hass, "Kitchen satellite")
+    day_turn = await converse(hass, device_id=kitchen)
+    night_turn = await converse(hass, device_id=kitchen, agent_id="conversation.night")
+    assert day_turn.conversation_id != night_turn.conversation_id
+    assert tracker_of(night).scope is SessionScope.USER
 
 
 # --- options flow ----------------------------------------------------------------------
@@ -656,18 +669,19 @@ async def test_reconfigure_moves_an_openai_agent_to_another_endpoint(
     assert tracker_of(entry).session_for_key(f"device:{device_id}") is not None
 
 
-async def test_reconfigure_onto_another_agents_endpoint_aborts(
+async def test_reconfigure_onto_another_agents_endpoint(
     hass: HomeAssistant, endpoint: ModelsEndpoint, closed_url: str
 ) -> None:
-    """Two agents with the same endpoint and model are not allowed by reconfiguring either."""
+    """An agent may move onto the endpoint and model another agent uses."""
     openai_entry(hass, endpoint.base_url)
     entry = openai_entry(hass, closed_url)
 
     result = await entry.start_reconfigure_flow(hass)
     result = await configure(hass, result, {"base_url": endpoint.base_url})
+    await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
-    assert entry.data["base_url"] == closed_url
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data["base_url"] == endpoint.base_url
 
 
 async def test_reconfigure_points_an_agent_elsewhere(hass: HomeAssistant) -> None:
@@ -763,3 +777,90 @@ async def test_unreachable_endpoint_does_not_block_setup(
     assert len(warnings) == 1
     assert closed_url in warnings[0].getMessage()
     assert "sk-secret" not in caplog.text
+
+
+# --- numbers that are not numbers -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("session_timeout", "nan"),
+        ("session_timeout", "-nan"),
+        ("history_max_turns", "nan"),
+        ("history_max_turns", "NaN"),
+    ],
+)
+async def test_options_refuse_nan_over_http(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    key: str,
+    value: str,
+) -> None:
+    """Typed into the options dialog: the field's error, not an HTTP 500; nothing changes."""
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_client()
+    before = dict(setup_integration.options)
+    url = "/api/config/config_entries/options/flow"
+    response = await client.post(url, json={"handler": setup_integration.entry_id})
+    flow_id = (await response.json())["flow_id"]
+
+    response = await client.post(
+        f"{url}/{flow_id}",
+        json={
+            "agent_id": "conversation.home_assistant",
+            "session_timeout": 600,
+            "session_scope": "device",
+            "history_max_turns": 5,
+            key: value,
+        },
+    )
+
+    assert response.status == 200
+    result = await response.json()
+    assert result["type"] == "form"
+    assert result["errors"] == {key: "not_a_number"}
+    assert STRINGS["options"]["error"]["not_a_number"]
+    assert dict(setup_integration.options) == before
+    # Infinity is out of every field's range: the form says so on the field (HTTP 400).
+    response = await client.post(
+        f"{url}/{flow_id}",
+        json={"agent_id": "conversation.home_assistant", key: "inf"},
+    )
+    assert response.status == 400
+    assert key in json.dumps(await response.json())
+    assert dict(setup_integration.options) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("temperature", "nan"), ("max_tokens", "inf"), ("session_timeout", "nan")]
+)
+async def test_openai_forms_refuse_nan_and_inf(
+    hass: HomeAssistant, endpoint: ModelsEndpoint, key: str, value: str
+) -> None:
+    """The model step of a new agent and the options of an existing one say which field."""
+    result = await start_user_flow(hass, "Kitchen", "openai")
+    result = await configure(hass, result, {"base_url": endpoint.base_url})
+    result = await configure(hass, result, {"model": "qwen2.5:7b", key: value})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {key: "not_a_number"}
+    result = await configure(hass, result, {"model": "qwen2.5:7b"})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+
+    result = await start_options(hass, entry)
+    result = await configure_options(hass, result, {"model": "qwen2.5:7b", key: value})
+    assert result["errors"] == {key: "not_a_number"}
+    assert entry.options["session_timeout"] == 3600
+
+
+async def test_agent_form_refuses_nan(hass: HomeAssistant) -> None:
+    """The session settings of a new delegating agent."""
+    result = await start_user_flow(hass, "Living room", "agent")
+    result = await configure(
+        hass, result, {"agent_id": "conversation.home_assistant", "session_timeout": "nan"}
+    )
+    assert result["errors"] == {"session_timeout": "not_a_number"}
+    assert not hass.config_entries.async_entries(DOMAIN)

@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.home_agent.const import EVENT_SESSION_EXPIRED
 
-from .helpers import converse, tracker_of
+from .helpers import converse, make_device, tracker_of
 
 TIMEOUT = timedelta(seconds=3600)
 
@@ -32,9 +32,9 @@ async def test_session_outlives_the_expiry_its_first_turn_set(
 ) -> None:
     """Passing the first turn's expiry ends nothing; the last turn's expiry ends it, once."""
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    first = await converse(hass, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
     await _advance(hass, freezer, timedelta(minutes=50))
-    await converse(hass, device_id="dev-a")
+    await converse(hass, device_id=make_device(hass, "dev-a"))
     last_turn = dt_util.utcnow()
 
     await _advance(hass, freezer, timedelta(minutes=10))  # the first turn's expiry
@@ -55,9 +55,9 @@ async def test_clock_stepped_back_still_ends_the_session_on_time(
 ) -> None:
     """After the clock is stepped back, a turn's new (earlier) expiry is the one that counts."""
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    first = await converse(hass, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
     freezer.move_to(dt_util.utcnow() - timedelta(minutes=30))
-    await converse(hass, device_id="dev-a")
+    await converse(hass, device_id=make_device(hass, "dev-a"))
 
     await _advance(hass, freezer, TIMEOUT - timedelta(seconds=1))
     assert expired == []

@@ -27,7 +27,7 @@ from custom_components.home_agent.const import (
     EVENT_SESSION_STARTED,
 )
 
-from .helpers import converse, setup_entry, tracker_of
+from .helpers import converse, make_device, setup_entry, tracker_of
 from .storage_files import stored_sessions
 
 
@@ -36,7 +36,10 @@ async def test_clock_jumping_forward_hours_expires_each_session_once(
 ) -> None:
     """A clock that jumps hours ahead (NTP after a dead RTC) ends each session exactly once."""
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    ids = {(await converse(hass, device_id=f"dev-{n}")).conversation_id for n in range(5)}
+    ids = {
+        (await converse(hass, device_id=make_device(hass, f"dev-{n}"))).conversation_id
+        for n in range(5)
+    }
 
     freezer.tick(timedelta(hours=7))
     async_fire_time_changed(hass)
@@ -47,7 +50,7 @@ async def test_clock_jumping_forward_hours_expires_each_session_once(
 
     assert sorted(e.data["conversation_id"] for e in expired) == sorted(ids)
     assert tracker_of(setup_integration).sessions == []
-    fresh = await converse(hass, device_id="dev-0")
+    fresh = await converse(hass, device_id=make_device(hass, "dev-0"))
     assert fresh.conversation_id not in ids
 
 
@@ -71,7 +74,9 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     freezer.tick(timedelta(hours=1))
     async_fire_time_changed(hass)
     # A turn arriving in the middle of the expiry burst is answered normally.
-    answer = await asyncio.wait_for(converse(hass, device_id="late-device"), timeout=30)
+    answer = await asyncio.wait_for(
+        converse(hass, device_id=make_device(hass, "late-device")), timeout=30
+    )
     await hass.async_block_till_done()
 
     assert len(expired) == 10_000
@@ -141,7 +146,8 @@ async def test_turns_from_many_devices_at_once(
         hass, _EchoAgent(), {**agent_options, "history_max_turns": 10}
     )
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
-    turns = [(f"dev-{n % 100}", f"turn {n // 100}") for n in range(1000)]
+    devices = [make_device(hass, f"dev-{n}") for n in range(100)]
+    turns = [(devices[n % 100], f"turn {n // 100}") for n in range(1000)]
     results = await asyncio.gather(
         *(converse(hass, text=text, device_id=device) for device, text in turns)
     )
@@ -150,7 +156,7 @@ async def test_turns_from_many_devices_at_once(
     assert len(started) == 100
     assert len({e.data["session_key"] for e in started}) == 100
     for n in range(100):
-        device = f"dev-{n}"
+        device = devices[n]
         ids = {r.conversation_id for (d, _), r in zip(turns, results, strict=True) if d == device}
         assert len(ids) == 1
         session = tracker.get(ids.pop())
@@ -188,8 +194,10 @@ async def test_home_assistant_stopping_mid_turn(
     slow = _SlowAgent()
     entry = await _setup_delegating_to(hass, slow, agent_options)
 
-    first = await converse(hass, text="remember the milk", device_id="dev-a")
-    in_flight = asyncio.create_task(converse(hass, text="and the eggs", device_id="dev-a"))
+    first = await converse(hass, text="remember the milk", device_id=make_device(hass, "dev-a"))
+    in_flight = asyncio.create_task(
+        converse(hass, text="and the eggs", device_id=make_device(hass, "dev-a"))
+    )
     await slow.waiting.wait()
 
     await hass.async_stop(force=True)

@@ -31,7 +31,7 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
-from .helpers import converse, said, setup_entry, tracker_of
+from .helpers import converse, make_device, said, setup_entry, tracker_of
 from .pipeline_runs import async_tool_name
 
 KITCHEN = "kitchen-satellite"
@@ -66,7 +66,7 @@ async def test_request_carries_model_key_prompt_and_tools(
     """The request names the model, authenticates, renders the prompt and offers the tools."""
     fake_openai.reply("Hello there!")
 
-    result = await converse(hass, text="hi", device_id=KITCHEN)
+    result = await converse(hass, text="hi", device_id=make_device(hass, KITCHEN))
 
     assert speech_of(result) == "Hello there!"
     assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
@@ -103,7 +103,7 @@ async def test_no_llm_api_means_no_tools_and_no_key_no_header(
     )
     fake_openai.reply("Which room do you mean?")
 
-    result = await converse(hass, text="turn on the light", device_id=KITCHEN)
+    result = await converse(hass, text="turn on the light", device_id=make_device(hass, KITCHEN))
 
     (request,) = fake_openai.chat_requests
     assert "tools" not in request.body
@@ -141,7 +141,9 @@ async def _failing_turn_keeps_the_session(
     repair_server: Callable[[], Awaitable[None]] | None = None,
 ) -> str:
     """Fail the second turn of a session; check nothing is lost; return the apology."""
-    first = await converse(hass, text="what is on my shopping list", device_id=KITCHEN)
+    first = await converse(
+        hass, text="what is on my shopping list", device_id=make_device(hass, KITCHEN)
+    )
     tracker = tracker_of(entry)
     session = tracker.get(first.conversation_id)
     assert session is not None
@@ -149,7 +151,9 @@ async def _failing_turn_keeps_the_session(
     assert len(before) == 1
 
     await break_server()
-    failed = await converse(hass, text="and what about tomorrow", device_id=KITCHEN)
+    failed = await converse(
+        hass, text="and what about tomorrow", device_id=make_device(hass, KITCHEN)
+    )
 
     assert failed.response.response_type is intent.IntentResponseType.ERROR
     assert failed.conversation_id == first.conversation_id
@@ -159,7 +163,7 @@ async def _failing_turn_keeps_the_session(
 
     if repair_server is not None:
         await repair_server()
-    again = await converse(hass, text="thanks", device_id=KITCHEN)
+    again = await converse(hass, text="thanks", device_id=make_device(hass, KITCHEN))
     assert again.response.response_type is intent.IntentResponseType.ACTION_DONE
     assert again.conversation_id == first.conversation_id
     assert fake.chat_requests[-1].dialogue == [
@@ -286,7 +290,7 @@ async def test_tool_failures_are_told_to_the_model(
     fake_openai.tool_call(turn_on, '["Lamp"]', call_id="call_list")
     fake_openai.reply("I could not find that lamp.")
 
-    result = await converse(hass, text="turn on the lamp", device_id=KITCHEN)
+    result = await converse(hass, text="turn on the lamp", device_id=make_device(hass, KITCHEN))
 
     assert speech_of(result) == "I could not find that lamp."
     _, second, third, fourth, fifth = fake_openai.chat_requests
@@ -336,7 +340,7 @@ async def test_broken_settings_are_apologised_for(
     """A broken prompt or a missing LLM API: a spoken reason, and no request is sent."""
     await _setup_agent(hass, fake_openai, **data)
 
-    result = await converse(hass, text="hello", device_id=KITCHEN)
+    result = await converse(hass, text="hello", device_id=make_device(hass, KITCHEN))
 
     assert result.response.response_type is intent.IntentResponseType.ERROR
     assert speech_of(result) == apology
@@ -354,8 +358,8 @@ async def test_user_text_is_logged_only_at_debug_level(
     fake_openai.reply("Your secret is safe.")
     fake_openai.status(500, "my secret phrase echoed back")
 
-    await converse(hass, text="my secret phrase", device_id=KITCHEN)
-    await converse(hass, text="my secret phrase again", device_id=KITCHEN)
+    await converse(hass, text="my secret phrase", device_id=make_device(hass, KITCHEN))
+    await converse(hass, text="my secret phrase again", device_id=make_device(hass, KITCHEN))
 
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
     louder = [r for r in caplog.records if r.levelno > logging.DEBUG]
@@ -422,7 +426,7 @@ async def test_tools_of_several_apis_go_to_the_api_that_owns_them(
     fake_openai.tool_call(f"notes__{turn_on}", {"number": 8}, call_id="call_clash")
     fake_openai.reply("Noted twice.")
 
-    result = await converse(hass, text="note 7 and 8", device_id=KITCHEN)
+    result = await converse(hass, text="note 7 and 8", device_id=make_device(hass, KITCHEN))
     unregister()
 
     assert speech_of(result) == "Noted twice."
@@ -446,7 +450,7 @@ async def test_tool_arguments_sent_as_an_object_are_accepted(
     )
     fake_openai.reply("There is no attic light.")
 
-    result = await converse(hass, text="attic light on", device_id=KITCHEN)
+    result = await converse(hass, text="attic light on", device_id=make_device(hass, KITCHEN))
 
     assert speech_of(result) == "There is no attic light."
     tool_message = fake_openai.chat_requests[1].messages[-1]
@@ -463,16 +467,16 @@ async def test_an_outage_is_logged_once_and_the_recovery_once(
     """A down endpoint is one warning however many turns fail, and one line when it is back."""
     await fake_openai.stop()
     for _ in range(3):
-        await converse(hass, device_id="dev-a")
+        await converse(hass, device_id=make_device(hass, "dev-a"))
     await fake_openai.start()
-    await converse(hass, device_id="dev-a")
-    await converse(hass, device_id="dev-a")
+    await converse(hass, device_id=make_device(hass, "dev-a"))
+    await converse(hass, device_id=make_device(hass, "dev-a"))
 
     ours = [r for r in caplog.records if r.name.startswith("custom_components.home_agent")]
     warnings = [r for r in ours if r.levelno == logging.WARNING and "cannot answer" in r.message]
     recoveries = [r for r in ours if "answers again" in r.message]
     assert len(warnings) == 1
-    assert "can't reach the language model" in warnings[0].message
+    assert "model_cannot_connect" in warnings[0].message
     assert len(recoveries) == 1
 
 
@@ -485,8 +489,9 @@ async def test_servers_without_streaming_still_answer(
     fake_openai.reply("First.")
     fake_openai.reply("Second.")
 
-    first = await converse(hass, text="one", device_id=KITCHEN)
-    second = await converse(hass, text="two", device_id=KITCHEN)
+    kitchen = make_device(hass, KITCHEN)
+    first = await converse(hass, text="one", device_id=kitchen)
+    second = await converse(hass, text="two", device_id=kitchen)
 
     assert (speech_of(first), speech_of(second)) == ("First.", "Second.")
     assert second.conversation_id == first.conversation_id

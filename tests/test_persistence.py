@@ -29,7 +29,7 @@ from custom_components.home_agent.const import (
     SAVE_RETRY_DELAY,
 )
 
-from .helpers import async_restarted, converse, setup_entry, tracker_of
+from .helpers import async_restarted, converse, make_device, setup_entry, tracker_of
 from .storage_files import index_path, stored_sessions, v1_record, write_v1
 
 TIMEOUT = timedelta(hours=1)
@@ -47,7 +47,8 @@ async def test_restart_continues_with_the_remaining_time(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A second Home Assistant on the same storage continues the session and its timer."""
-    first = await converse(hass, text="what time is it", device_id="dev-kitchen")
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="what time is it", device_id=kitchen)
     started = dt_util.utcnow()
     freezer.tick(timedelta(minutes=20))
     async with async_restarted(hass, setup_integration) as (hass2, entry):
@@ -61,7 +62,7 @@ async def test_restart_continues_with_the_remaining_time(
             ("what time is it", first.response.speech["plain"]["speech"])
         ]
         # A fresh pipeline id from the same device joins the restored session.
-        again = await converse(hass2, "01JRESTARTFRESHID000000000", device_id="dev-kitchen")
+        again = await converse(hass2, "01JRESTARTFRESHID000000000", device_id=kitchen)
         assert again.conversation_id == first.conversation_id
         assert session.turns == 2
 
@@ -129,7 +130,7 @@ async def test_changes_are_written_once_per_save_delay(
     """A burst of turns is one write, after the save delay — not one write per turn."""
     tracker = tracker_of(setup_integration)
     for device in ("dev-a", "dev-b", "dev-c"):
-        await converse(hass, device_id=device)
+        await converse(hass, device_id=make_device(hass, device))
     assert not index_path(hass, setup_integration.entry_id).exists()
     freezer.tick(timedelta(seconds=SAVE_DELAY))
     async_fire_time_changed(hass)
@@ -155,7 +156,7 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(source, destination)
 
-    first = await converse(hass, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
     with patch("custom_components.home_agent.storage.os.replace", failing_once):
         freezer.tick(timedelta(seconds=SAVE_DELAY))
         async_fire_time_changed(hass)
@@ -214,7 +215,7 @@ async def test_unreadable_storage_never_blocks_setup(
         assert len(issue_registry.issues) >= 1
         assert "ERROR" in caplog.text
         # And the agent still works.
-        result = await converse(hass, device_id="dev-a")
+        result = await converse(hass, device_id=make_device(hass, "dev-a"))
         assert tracker_of(config_entry).get(result.conversation_id) is not None
     finally:
         for leftover in path.parent.glob(f"{path.name}*"):

@@ -48,7 +48,7 @@ def details(entity_id: str, hass: HomeAssistant) -> dict[str, Any]:
 async def test_count_sensor_lists_sessions_without_what_was_said(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
-    """The count is the number of active sessions; each has a summary, no transcript."""
+    """The count is the number of active sessions; each has a summary, no transcript or id."""
     assert hass.states.get(COUNT).state == "0"
     kitchen = make_device(hass, "Kitchen satellite")
     first = await converse(hass, text=SAID, device_id=kitchen)
@@ -61,9 +61,10 @@ async def test_count_sensor_lists_sessions_without_what_was_said(
     assert state.attributes["state_class"] == "measurement"
     assert state.attributes["friendly_name"] == "Home Agent Active conversations"
     sessions = state.attributes["sessions"]
-    assert [set(summary) for summary in sessions] == [SUMMARY_KEYS, SUMMARY_KEYS]
+    listed = SUMMARY_KEYS - {"conversation_id", "user_id"}
+    assert [set(summary) for summary in sessions] == [listed, listed]
     kitchen_summary = next(s for s in sessions if s["device_id"] == kitchen)
-    assert kitchen_summary["conversation_id"] == first.conversation_id
+    assert first.conversation_id not in json.dumps(state.attributes)
     assert kitchen_summary["turns"] == 2
     assert kitchen_summary["session_key"] == f"device:{kitchen}"
     assert tracker_of(setup_integration).get(first.conversation_id).transcript

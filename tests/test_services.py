@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import logging
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
+from homeassistant.exceptions import ServiceValidationError, UnknownUser
 from homeassistant.helpers import icon, translation
 from homeassistant.helpers.service import async_get_all_descriptions
 import pytest
@@ -17,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import (
     CONF_SESSION_SCOPE,
@@ -103,14 +105,24 @@ async def test_response_is_optional(
 
 
 async def test_non_admin_may_clear_a_device(
-    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_read_only_user: MockUser
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_read_only_user: MockUser,
 ) -> None:
-    """Anyone may reset the satellite in front of them, even one somebody else used."""
+    """Anyone may reset a satellite's conversation; not one another person is part of."""
     kitchen = make_device(hass, "Kitchen satellite")
-    await converse(hass, device_id=kitchen, user_id="someone-else")
+    study = make_device(hass, "Study tablet")
+    await converse(hass, device_id=kitchen)
+    admins = await converse(hass, device_id=study, user_id=hass_admin_user.id)
 
     assert await clear(hass, hass_read_only_user, device_id=kitchen) == {"cleared": 1}
-    assert tracker_of(setup_integration).sessions == []
+    with pytest.raises(ServiceValidationError) as err:
+        await clear(hass, hass_read_only_user, device_id=study)
+    assert err.value.translation_key == "not_allowed"
+    assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
+        admins.conversation_id
+    ]
 
 
 async def test_non_admin_may_not_clear_everything(
@@ -119,10 +131,10 @@ async def test_non_admin_may_not_clear_everything(
     """Clearing every conversation (of all agents or of one) needs an administrator."""
     await converse(hass, device_id=make_device(hass, "Kitchen satellite"))
 
-    with pytest.raises(Unauthorized):
-        await clear(hass, hass_read_only_user)
-    with pytest.raises(Unauthorized):
-        await clear(hass, hass_read_only_user, agent_id=AGENT_ENTITY_ID)
+    for data in ({}, {"agent_id": AGENT_ENTITY_ID}):
+        with pytest.raises(ServiceValidationError) as err:
+            await clear(hass, hass_read_only_user, **data)
+        assert err.value.translation_key == "not_allowed"
 
     assert len(tracker_of(setup_integration).sessions) == 1
 
@@ -137,10 +149,10 @@ async def test_non_admin_may_not_clear_another_persons_conversation(
     """Neither by naming the person nor by the conversation's id."""
     admins = await converse(hass, user_id=hass_admin_user.id)
 
-    with pytest.raises(Unauthorized):
-        await clear(hass, hass_read_only_user, user_id=hass_admin_user.id)
-    with pytest.raises(Unauthorized):
-        await clear(hass, hass_read_only_user, conversation_id=admins.conversation_id)
+    for data in ({"user_id": hass_admin_user.id}, {"conversation_id": admins.conversation_id}):
+        with pytest.raises(ServiceValidationError) as err:
+            await clear(hass, hass_read_only_user, **data)
+        assert err.value.translation_key == "not_allowed"
 
     assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
         admins.conversation_id
@@ -301,3 +313,114 @@ async def test_action_description_has_selectors(
         assert strings[f"{prefix}.fields.{field}.description"]
     icons = await icon.async_get_icons(hass, "services", [DOMAIN])
     assert icons[DOMAIN]["clear_conversation"] == {"service": "mdi:chat-remove"}
+
+
+# Who may clear what, in every scope: (selector, whose session, caller, expected).
+# "admins": the administrator's session on the study tablet; "own": the caller's on the
+# bedroom satellite; "device": the kitchen satellite's, nobody signed in.
+PERMISSION_CASES = [
+    ("device_id", "admins", "non_admin", None),
+    ("device_id", "own", "non_admin", 1),
+    ("device_id", "device", "non_admin", 1),
+    ("device_id", "admins", "admin", 1),
+    ("user_id", "admins", "non_admin", None),
+    ("user_id", "own", "non_admin", 1),
+    ("user_id", "own", "admin", 1),
+    ("conversation_id", "admins", "non_admin", None),
+    ("conversation_id", "own", "non_admin", 1),
+    ("conversation_id", "device", "non_admin", 1),
+    ("conversation_id", "admins", "admin", 1),
+    (None, None, "non_admin", None),
+    (None, None, "admin", 3),
+]
+
+
+@pytest.mark.parametrize("scope", ["device", "user", "device_user", "none"])
+@pytest.mark.parametrize(("selector", "whose", "caller", "cleared"), PERMISSION_CASES)
+async def test_who_may_clear_what_in_every_scope(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    agent_options: dict[str, Any],
+    hass_admin_user: MockUser,
+    hass_read_only_user: MockUser,
+    scope: str,
+    selector: str | None,
+    whose: str | None,
+    caller: str,
+    cleared: int | None,
+) -> None:
+    """A non-admin clears their own sessions and userless devices' only; refusals clear nothing."""
+    hass.config_entries.async_update_entry(
+        config_entry, options={**agent_options, CONF_SESSION_SCOPE: scope}
+    )
+    await setup_entry(hass, config_entry)
+    devices = {
+        "admins": make_device(hass, "Study tablet"),
+        "own": make_device(hass, "Bedroom satellite"),
+        "device": make_device(hass, "Kitchen satellite"),
+    }
+    users = {"admins": hass_admin_user.id, "own": hass_read_only_user.id, "device": None}
+    ids = {
+        name: (
+            await converse(hass, text=SECRET, device_id=devices[name], user_id=users[name])
+        ).conversation_id
+        for name in devices
+    }
+    data: dict[str, Any] = {}
+    if selector == "device_id":
+        data = {"device_id": devices[whose]}
+    elif selector == "user_id":
+        data = {"user_id": users[whose]}
+    elif selector == "conversation_id":
+        data = {"conversation_id": ids[whose]}
+    user = hass_admin_user if caller == "admin" else hass_read_only_user
+
+    if cleared is None:
+        with pytest.raises(ServiceValidationError) as err:
+            await clear(hass, user, **data)
+        assert err.value.translation_domain == DOMAIN
+        assert err.value.translation_key == "not_allowed"
+        assert str(err.value).startswith("Only an administrator can clear")
+        assert len(tracker_of(config_entry).sessions) == 3
+    else:
+        assert await clear(hass, user, **data) == {"cleared": cleared}
+        left = {s.conversation_id for s in tracker_of(config_entry).sessions}
+        assert left == set(ids.values()) - ({ids[whose]} if whose else set(ids.values()))
+
+
+async def test_a_refusal_reaches_a_non_admin_translated_and_logs_no_traceback(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_ws_client: WebSocketGenerator,
+    hass_read_only_access_token: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over the websocket, as the frontend calls it: a translated message, no stack trace."""
+    study = make_device(hass, "Study tablet")
+    await converse(hass, device_id=study, user_id=hass_admin_user.id)
+    client = await hass_ws_client(hass, hass_read_only_access_token)
+
+    await client.send_json_auto_id(
+        {
+            "type": "call_service",
+            "domain": DOMAIN,
+            "service": "clear_conversation",
+            "service_data": {"device_id": study},
+            "return_response": True,
+        }
+    )
+    message = await client.receive_json()
+
+    assert not message["success"]
+    error = message["error"]
+    assert error["code"] == "service_validation_error"
+    assert error["translation_domain"] == DOMAIN
+    assert error["translation_key"] == "not_allowed"
+    assert "Only an administrator can clear" in error["message"]
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and (r.exc_info or "Unexpected" in r.getMessage())
+    ]
+    assert len(tracker_of(setup_integration).sessions) == 1

@@ -32,7 +32,7 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.session import Exchange, ToolCall, ToolRound
 
-from .helpers import async_restarted, converse, setup_entry, tracker_of
+from .helpers import async_restarted, converse, known_devices, setup_entry, tracker_of
 from .storage_files import (
     index_path,
     stored_sessions,
@@ -47,6 +47,12 @@ SECRET = "my door code is 4711"
 HALF_EMOJI = "thumbs up \ud83d"
 CID = "01JSTORED00000000000000000"
 ENTRY_ID = "01JDELEGATINGAGENT00000000"
+
+
+@pytest.fixture(autouse=True)
+def stored_devices(hass: HomeAssistant) -> None:
+    """Register the satellites the stored files and turns name (only known devices key)."""
+    known_devices(hass, "dev-a", "dev-b", "dev-kitchen")
 
 
 async def _save(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:

@@ -64,7 +64,9 @@ async def test_new_session_keeps_the_incoming_id(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """Rule 3: a first turn with an id starts the session under that id."""
-    result = await converse(hass, conversation_id=FRESH_PIPELINE_ID, device_id="dev-1")
+    result = await converse(
+        hass, conversation_id=FRESH_PIPELINE_ID, device_id=make_device(hass, "dev-1")
+    )
     assert result.conversation_id == FRESH_PIPELINE_ID
 
 
@@ -83,21 +85,22 @@ async def test_explicit_id_continues_its_session(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """Rule 1: passing back an id Home Agent issued continues that session, from anywhere."""
-    first = await converse(hass, device_id="dev-kitchen")
-    again = await converse(hass, first.conversation_id, device_id="dev-bedroom")
+    bedroom = make_device(hass, "dev-bedroom")
+    first = await converse(hass, device_id=make_device(hass, "dev-kitchen"))
+    again = await converse(hass, first.conversation_id, device_id=bedroom)
     assert again.conversation_id == first.conversation_id
     session = tracker_of(setup_integration).get(first.conversation_id)
     assert session is not None
     assert session.turns == 2
-    assert tracker_of(setup_integration).session_for_key("device:dev-bedroom") is None
+    assert tracker_of(setup_integration).session_for_key(f"device:{bedroom}") is None
 
 
 async def test_devices_are_independent(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """Scope `device`: two satellites hold two conversations, even for one user."""
-    kitchen = await converse(hass, device_id="dev-kitchen", user_id="user-1")
-    bedroom = await converse(hass, device_id="dev-bedroom", user_id="user-1")
+    kitchen = await converse(hass, device_id=make_device(hass, "dev-kitchen"), user_id="user-1")
+    bedroom = await converse(hass, device_id=make_device(hass, "dev-bedroom"), user_id="user-1")
     assert kitchen.conversation_id != bedroom.conversation_id
 
 
@@ -134,7 +137,9 @@ async def test_scopes(
     )
     await setup_entry(hass, config_entry)
     ids = [
-        (await converse(hass, conversation_id=None, device_id=device, user_id=user)).conversation_id
+        (
+            await converse(hass, device_id=device and make_device(hass, device), user_id=user)
+        ).conversation_id
         for device, user in turns
     ]
     assert (ids[0] == ids[1]) is same
@@ -148,8 +153,8 @@ async def test_scope_none_still_continues_an_explicit_id(
         config_entry, options={**agent_options, CONF_SESSION_SCOPE: "none"}
     )
     await setup_entry(hass, config_entry)
-    first = await converse(hass, device_id="dev-a")
-    second = await converse(hass, first.conversation_id, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
+    second = await converse(hass, first.conversation_id, device_id=make_device(hass, "dev-a"))
     assert second.conversation_id == first.conversation_id
     session = tracker_of(config_entry).get(first.conversation_id)
     assert session is not None
@@ -165,8 +170,10 @@ async def test_two_agents_never_share_sessions(
     )
     second_entry.add_to_hass(hass)
     await setup_entry(hass, second_entry)
-    first = await converse(hass, device_id="dev-a")
-    other = await converse(hass, device_id="dev-a", agent_id="conversation.second_agent")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
+    other = await converse(
+        hass, device_id=make_device(hass, "dev-a"), agent_id="conversation.second_agent"
+    )
     assert first.conversation_id != other.conversation_id
     # The id of one agent's session is unknown to the other: it starts its own.
     assert tracker_of(second_entry).get(first.conversation_id) is None
@@ -180,7 +187,7 @@ async def test_expires_exactly_at_the_timeout(
     """The session ends when it has been idle for the timeout, not a second earlier."""
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
     started_at = dt_util.utcnow()
-    first = await converse(hass, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
 
     freezer.tick(TIMEOUT - timedelta(seconds=1))
     async_fire_time_changed(hass)
@@ -205,7 +212,7 @@ async def test_expires_exactly_at_the_timeout(
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
     assert len(expired) == 1
-    after = await converse(hass, first.conversation_id, device_id="dev-a")
+    after = await converse(hass, first.conversation_id, device_id=make_device(hass, "dev-a"))
     session = tracker_of(setup_integration).get(after.conversation_id)
     assert session is not None
     assert session.turns == 1
@@ -217,12 +224,12 @@ async def test_activity_extends_the_session(
 ) -> None:
     """Every turn pushes the expiry out to a full timeout from then."""
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    first = await converse(hass, device_id="dev-a")
+    first = await converse(hass, device_id=make_device(hass, "dev-a"))
     for _ in range(3):
         freezer.tick(TIMEOUT - timedelta(minutes=1))
         async_fire_time_changed(hass)
         await hass.async_block_till_done()
-        result = await converse(hass, device_id="dev-a")
+        result = await converse(hass, device_id=make_device(hass, "dev-a"))
         assert result.conversation_id == first.conversation_id
     assert expired == []
     session = tracker_of(setup_integration).get(first.conversation_id)
@@ -288,7 +295,7 @@ async def test_unload_leaves_nothing_behind(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """Unloading cancels every timer and listener and writes pending changes."""
-    await converse(hass, text="what time is it", device_id="dev-a")
+    await converse(hass, text="what time is it", device_id=make_device(hass, "dev-a"))
     tracker = tracker_of(setup_integration)
     assert tracker.store.save_pending
     # Satellites are followed through Home Assistant's shared, domain-filtered listener

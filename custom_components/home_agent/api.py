@@ -30,6 +30,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from yarl import URL
 
 from .const import DOMAIN, LOGGER
+from .redact import redact_url
 
 CONNECT_TIMEOUT = 60.0
 # Time to the first byte of an answer, and the longest silence between two chunks.
@@ -113,14 +114,6 @@ def normalize_base_url(base_url: str) -> str:
 def auth_headers(api_key: str | None) -> dict[str, str]:
     """Return the headers that authenticate a request (none without a key)."""
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def loggable_url(url: str) -> str:
-    """Return a URL fit for logs: without user, password, query or fragment."""
-    try:
-        return str(URL(url).with_user(None).with_query(None).with_fragment(None))
-    except (ValueError, TypeError):
-        return "<invalid URL>"
 
 
 @dataclass(slots=True)
@@ -346,7 +339,7 @@ class ModelClient:
     @property
     def loggable_base_url(self) -> str:
         """Return the base URL fit for logs."""
-        return loggable_url(self._base_url)
+        return redact_url(self._base_url)
 
     async def async_list_models(self, *, max_wait: float = LIST_MODELS_TIMEOUT) -> list[str]:
         """Return the ids of the models the endpoint serves (`GET {base}/models`), sorted."""
@@ -402,7 +395,7 @@ class ModelClient:
         if stats.requested_at is None:
             stats.requested_at = time.monotonic()
         url = self._endpoint("chat/completions")
-        LOGGER.debug("Chat request to %s: %s", loggable_url(str(url)), payload)
+        LOGGER.debug("Chat request to %s: %s", redact_url(str(url)), payload)
         session = async_get_clientsession(self._hass)
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -426,7 +419,7 @@ class ModelClient:
                         return
                     LOGGER.debug(
                         "%s refused a streamed request (%s); asking without streaming",
-                        loggable_url(str(url)),
+                        redact_url(str(url)),
                         response.status,
                     )
             async with session.post(

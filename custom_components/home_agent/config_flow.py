@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 from typing import Any
 
 from homeassistant.components import conversation
@@ -61,9 +62,11 @@ from .const import (
     Backend,
     SessionScope,
 )
+from .redact import redact_url, url_credentials
 from .settings import entry_settings
 
 DEFAULT_NAME = "Home Agent"
+NUMBER_FIELDS = (CONF_SESSION_TIMEOUT, CONF_HISTORY_MAX_TURNS, CONF_TEMPERATURE, CONF_MAX_TOKENS)
 
 USER_SCHEMA = vol.Schema(
     {
@@ -158,6 +161,16 @@ def _model_schema(hass: HomeAssistant, models: list[str] | None) -> vol.Schema:
     )
 
 
+def _number_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Return a field error for each number that is not finite."""
+    # `nan` and `inf` pass NumberSelector's range checks on every Home Assistant version.
+    return {
+        name: "not_a_number"
+        for name in NUMBER_FIELDS
+        if name in user_input and not math.isfinite(float(user_input[name]))
+    }
+
+
 def _session_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
     """Return the session options of a submitted form, as stored."""
     return {
@@ -193,13 +206,17 @@ def _connection(user_input: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _async_probe(
-    hass: HomeAssistant, connection: Mapping[str, Any]
+    hass: HomeAssistant, connection: Mapping[str, Any], *, new_url: bool = False
 ) -> tuple[dict[str, str], list[str]]:
     """Check the endpoint by listing its models; return form errors and the models."""
     try:
         cv.url(connection[CONF_BASE_URL])
     except vol.Invalid:
         return {CONF_BASE_URL: "invalid_url"}, []
+    # A newly typed address may not carry credentials: they belong in the API key field,
+    # which is kept secret (an address is shown in forms, logs and diagnostics).
+    if new_url and url_credentials(connection[CONF_BASE_URL]):
+        return {CONF_BASE_URL: "url_credentials"}, []
     client = ModelClient(hass, connection[CONF_BASE_URL], connection[CONF_API_KEY])
     try:
         models = await client.async_list_models()
@@ -253,7 +270,7 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             connection = _connection(user_input)
-            errors, models = await _async_probe(self.hass, connection)
+            errors, models = await _async_probe(self.hass, connection, new_url=True)
             if not errors:
                 self._connection = connection
                 self._models = models
@@ -269,37 +286,35 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_model(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the model, its instructions and the session settings."""
-        if user_input is not None:
-            options = _openai_options(user_input)
-            self._async_abort_entries_match(
-                {CONF_BASE_URL: self._connection[CONF_BASE_URL], CONF_MODEL: options[CONF_MODEL]}
-            )
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := _number_errors(user_input)):
             return self.async_create_entry(
                 title=self._title,
                 data={CONF_BACKEND: Backend.OPENAI.value, **self._connection},
-                options=options,
+                options=_openai_options(user_input),
             )
         schema = _model_schema(self.hass, self._models).extend(SESSION_SCHEMA.schema)
         return self.async_show_form(
             step_id="model",
             data_schema=self.add_suggested_values_to_schema(
-                schema, {CONF_MODEL: next(iter(self._models), None)}
+                schema, user_input or {CONF_MODEL: next(iter(self._models), None)}
             ),
-            description_placeholders={"base_url": self._connection[CONF_BASE_URL]},
+            errors=errors,
+            description_placeholders={"base_url": redact_url(self._connection[CONF_BASE_URL])},
         )
 
     async def async_step_agent(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask which conversation agent answers, and the session settings."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            options = _agent_options(user_input)
-            errors = _agent_errors(self.hass, options[CONF_AGENT_ID])
+            errors = _number_errors(user_input) or _agent_errors(
+                self.hass, user_input[CONF_AGENT_ID]
+            )
             if not errors:
-                self._async_abort_entries_match({CONF_AGENT_ID: options[CONF_AGENT_ID]})
                 return self.async_create_entry(
                     title=self._title,
                     data={CONF_BACKEND: Backend.AGENT.value},
-                    options=options,
+                    options=_agent_options(user_input),
                 )
         return self.async_show_form(
             step_id="agent",
@@ -320,22 +335,20 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             if openai:
                 connection = _connection(user_input)
-                errors, _models = await _async_probe(self.hass, connection)
-                match = {
-                    CONF_BASE_URL: connection[CONF_BASE_URL],
-                    CONF_MODEL: settings.get(CONF_MODEL),
-                }
+                errors, _models = await _async_probe(self.hass, connection, new_url=True)
                 data, options = {**entry.data, **connection}, dict(entry.options)
             else:
                 errors = _agent_errors(self.hass, user_input[CONF_AGENT_ID])
-                match = {CONF_AGENT_ID: user_input[CONF_AGENT_ID]}
-                data, options = dict(entry.data), {**entry.options, **match}
+                data = dict(entry.data)
+                options = {**entry.options, CONF_AGENT_ID: user_input[CONF_AGENT_ID]}
             if not errors:
-                if self._configured_elsewhere(entry, match):
-                    return self.async_abort(reason="already_configured")
                 return self._async_update_and_finish(
                     entry, "reconfigure_successful", data=data, options=options
                 )
+        if user_input is None and url_credentials(settings.get(CONF_BASE_URL, "")):
+            # An address from an older release with credentials: offer it without them, so
+            # they are re-entered where they are kept secret (the API key field).
+            settings = {**settings, CONF_BASE_URL: redact_url(settings[CONF_BASE_URL])}
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
@@ -368,15 +381,7 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reauth_confirm",
             data_schema=API_KEY_SCHEMA,
             errors=errors,
-            description_placeholders={"base_url": entry.data[CONF_BASE_URL]},
-        )
-
-    def _configured_elsewhere(self, entry: ConfigEntry, match: Mapping[str, Any]) -> bool:
-        """Tell whether another agent already has these backend settings."""
-        return any(
-            other.entry_id != entry.entry_id
-            and all({**other.data, **other.options}.get(k) == v for k, v in match.items())
-            for other in self._async_current_entries(include_ignore=False)
+            description_placeholders={"base_url": redact_url(entry.data[CONF_BASE_URL])},
         )
 
     @callback
@@ -411,9 +416,9 @@ class HomeAgentOptionsFlow(OptionsFlow):
         self, settings: Mapping[str, Any], user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         """Offer the endpoint's models again; a text field if it does not answer."""
-        if user_input is not None:
-            return self.async_create_entry(data=_openai_options(user_input))
         errors: dict[str, str] = {}
+        if user_input is not None and not (errors := _number_errors(user_input)):
+            return self.async_create_entry(data=_openai_options(user_input))
         models: list[str] | None = None
         client = ModelClient(self.hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
         try:
@@ -430,11 +435,11 @@ class HomeAgentOptionsFlow(OptionsFlow):
         """Check a newly chosen agent; keep one accepted before even while it is away."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            options = _agent_options(user_input)
-            if options[CONF_AGENT_ID] != settings[CONF_AGENT_ID]:
-                errors = _agent_errors(self.hass, options[CONF_AGENT_ID])
+            errors = _number_errors(user_input)
+            if not errors and user_input[CONF_AGENT_ID] != settings[CONF_AGENT_ID]:
+                errors = _agent_errors(self.hass, user_input[CONF_AGENT_ID])
             if not errors:
-                return self.async_create_entry(data=options)
+                return self.async_create_entry(data=_agent_options(user_input))
         return self._async_show_options(AGENT_SCHEMA, user_input or settings, errors)
 
     @callback
@@ -448,5 +453,7 @@ class HomeAgentOptionsFlow(OptionsFlow):
                 schema.extend(SESSION_SCHEMA.schema), values
             ),
             errors=errors,
-            description_placeholders={"base_url": self.config_entry.data.get(CONF_BASE_URL, "")},
+            description_placeholders={
+                "base_url": redact_url(self.config_entry.data.get(CONF_BASE_URL, ""))
+            },
         )

@@ -22,6 +22,7 @@ from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT, UNLOAD_TURN_WAIT
 from .data import HomeAgentConfigEntry
 from .delegate import DelegateFailed
 from .entity import HomeAgentEntity
+from .keys import known_device_id, known_satellite_id
 from .local_turns import LocalTurnWatcher
 from .memory import turn_rounds
 from .metrics import TurnMetrics
@@ -117,8 +118,9 @@ class HomeAgentConversationEntity(
         """Return the session of a turn (resolution rules of the public contract)."""
         return self._tracker.async_resolve(
             user_input.conversation_id,
-            device_id=user_input.device_id,
-            satellite_id=satellite_id_of(user_input),
+            # Ids Home Assistant does not know key nothing (no session sensor either).
+            device_id=known_device_id(self.hass, user_input.device_id),
+            satellite_id=known_satellite_id(self.hass, satellite_id_of(user_input)),
             user_id=user_input.context.user_id,
         )
 
@@ -195,8 +197,10 @@ class HomeAgentConversationEntity(
             return self._apology(user_input, chat_log, error), None
         except HomeAssistantError as err:
             return self._apology(user_input, chat_log, err), None
-        except Exception:
-            LOGGER.exception("Unexpected error while answering")
+        except Exception as err:
+            # The traceback may quote what was said: only its kind above debug.
+            LOGGER.error("Unexpected error while answering (%s)", type(err).__name__)
+            LOGGER.debug("Unexpected error while answering", exc_info=True)
             error = HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
             return self._apology(user_input, chat_log, error), None
         if self._failing:
@@ -229,12 +233,13 @@ class HomeAgentConversationEntity(
     ) -> intent.IntentResponse:
         """Say why the turn failed, in the chat log too; log it once while it keeps failing."""
         message = str(err)
-        # Our own messages say what failed; another integration's text may quote the user.
-        reason = message if err.translation_domain == DOMAIN else type(err).__name__
+        # The message of another integration's error may quote what was said: only the
+        # kind of failure above debug.
+        reason = err.translation_key or type(err).__name__
         if self._failing:
             LOGGER.debug("Still cannot answer (%s): %s", reason, message)
         else:
-            LOGGER.warning("%s cannot answer: %s", self.entry.title, reason)
+            LOGGER.warning("%s cannot answer (%s)", self.entry.title, reason)
             LOGGER.debug("Details: %s", message, exc_info=err)
         self._failing = True
         chat_log.async_add_assistant_content_without_tools(

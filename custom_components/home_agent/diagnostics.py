@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -9,11 +10,20 @@ from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.loader import async_get_integration
 
-from .const import CONF_API_KEY, CONF_PROMPT, DOMAIN
+from .const import CONF_API_KEY, CONF_BASE_URL, CONF_PROMPT, DOMAIN
 from .data import HomeAgentConfigEntry
+from .redact import redact_url
 
 # The prompt can describe the household; the API key is a secret.
 TO_REDACT = {CONF_API_KEY, CONF_PROMPT}
+
+
+def _redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return settings without secrets; an address keeps its host, not its credentials."""
+    redacted: dict[str, Any] = async_redact_data(settings, TO_REDACT)
+    if isinstance(url := redacted.get(CONF_BASE_URL), str):
+        redacted[CONF_BASE_URL] = redact_url(url)
+    return redacted
 
 
 async def async_get_config_entry_diagnostics(
@@ -28,8 +38,8 @@ async def async_get_config_entry_diagnostics(
         "integration_version": str(integration.version),
         "entry": {
             "title": entry.title,
-            "data": async_redact_data(entry.data, TO_REDACT),
-            "options": async_redact_data(entry.options, TO_REDACT),
+            "data": _redacted(entry.data),
+            "options": _redacted(entry.options),
         },
         "agent_id": tracker.agent_id,
         "settings": {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+import heapq
+from operator import attrgetter
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -32,6 +34,9 @@ STATE_IDLE = "idle"
 ATTR_SESSIONS = "sessions"
 # What a key's sensor shows of its (last) session; never the transcript.
 SESSION_ATTRIBUTES = ("turns", "started_at", "last_activity", "expires_at")
+# What the count sensor lists per session, for the most recently active ones only.
+LISTED_ATTRIBUTES = ("session_key", "device_id", "satellite_id", *SESSION_ATTRIBUTES)
+MAX_LISTED_SESSIONS = 20
 
 ACTIVE_SESSIONS = SensorEntityDescription(
     key="active_sessions",
@@ -68,6 +73,12 @@ async def async_setup_entry(
     await key_sensors.async_add_keys(
         [*registered, *(session.session_key for session in tracker.sessions)]
     )
+
+
+def _listed(session: Session) -> dict[str, Any]:
+    """Return what the count sensor shows of a session (no ids that reach a conversation)."""
+    summary = session.summary()
+    return {name: summary[name] for name in LISTED_ATTRIBUTES}
 
 
 def _session_attributes(session: Session) -> dict[str, Any]:
@@ -127,7 +138,7 @@ class KeySessionSensors:
 
 
 class ActiveSessionsSensor(HomeAgentEntity, SensorEntity):
-    """The number of active sessions, with a summary of each."""
+    """The number of active sessions, with a summary of the most recent ones."""
 
     entity_description = ACTIVE_SESSIONS
     # The summaries change on every turn and can be long; history keeps the count only.
@@ -151,8 +162,13 @@ class ActiveSessionsSensor(HomeAgentEntity, SensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Return one summary per active session (no transcript)."""
-        return {ATTR_SESSIONS: [session.summary() for session in self._tracker.sessions]}
+        """Return a short summary of the most recently active sessions."""
+        # Every user sees entity attributes: no conversation id (it would let anyone join
+        # a session) and no user id. Capped, so thousands of sessions stay a small state.
+        recent = heapq.nlargest(
+            MAX_LISTED_SESSIONS, self._tracker.sessions, key=attrgetter("last_activity")
+        )
+        return {ATTR_SESSIONS: [_listed(session) for session in recent]}
 
     async def async_added_to_hass(self) -> None:
         """Follow the tracker."""

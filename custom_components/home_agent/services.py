@@ -14,7 +14,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
+from homeassistant.exceptions import ServiceValidationError, UnknownUser
 from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
@@ -24,7 +24,6 @@ import voluptuous as vol
 
 from .const import DOMAIN, SERVICE_CLEAR_CONVERSATION
 from .data import HomeAgentConfigEntry
-from .owners import USER, key_parts
 from .session import Session
 
 ATTR_AGENT_ID = "agent_id"
@@ -95,10 +94,18 @@ async def _async_caller(call: ServiceCall) -> User | None:
     return caller
 
 
-def _someone_elses(session: Session, own_user_id: str) -> bool:
-    """Tell whether a session follows another person (scope `user`) rather than a device."""
-    parts = key_parts(session.session_key)
-    return set(parts) == {USER} and parts[USER] != own_user_id
+def _may_clear(session: Session, user_id: str) -> bool:
+    """Tell whether a non-admin may clear a session: their own, or a device's without a user."""
+    # Anyone at a satellite may end its session; one with another person in it, or with
+    # neither device nor person (an automation's), needs an administrator.
+    if session.user_id is not None:
+        return session.user_id == user_id
+    return session.device_id is not None or session.satellite_id is not None
+
+
+def _not_allowed() -> ServiceValidationError:
+    """Return the refusal a non-admin gets: a translated, expected error (no traceback)."""
+    return _invalid("not_allowed")
 
 
 async def _async_clear_conversation(call: ServiceCall) -> ServiceResponse:
@@ -113,7 +120,7 @@ async def _async_clear_conversation(call: ServiceCall) -> ServiceResponse:
     non_admin = None if caller is None or caller.is_admin else caller.id
     clears_all = device_id is None and user_id is None and conversation_id is None
     if non_admin is not None and (clears_all or user_id not in (None, non_admin)):
-        raise Unauthorized(context=call.context)
+        raise _not_allowed()
 
     agents = _agents(hass, data.get(ATTR_AGENT_ID))
     if device_id is not None and dr.async_get(hass).async_get(device_id) is None:
@@ -132,10 +139,10 @@ async def _async_clear_conversation(call: ServiceCall) -> ServiceResponse:
     ]
     if conversation_id is not None and not any(sessions for _, sessions in selected):
         raise _invalid("unknown_conversation", conversation_id=conversation_id)
-    if non_admin is not None and any(
-        _someone_elses(session, non_admin) for _, sessions in selected for session in sessions
+    if non_admin is not None and not all(
+        _may_clear(session, non_admin) for _, sessions in selected for session in sessions
     ):
-        raise Unauthorized(context=call.context)
+        raise _not_allowed()
 
     cleared = 0
     for entry, sessions in selected:

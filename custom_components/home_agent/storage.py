@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+import glob
 import os
 from pathlib import Path
 import shutil
@@ -524,6 +525,10 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _remove(path: Path) -> None:
-    """Delete the index and the transcripts file."""
+    """Delete the index, the transcripts file and every copy of them kept aside."""
     for file in (path, Path(f"{path}{TRANSCRIPTS_SUFFIX}")):
         file.unlink(missing_ok=True)
+    # Copies kept aside: ours (`.unreadable.<time>`) and Store's (`.corrupt.<time>`).
+    for suffix in (".unreadable.", ".corrupt.", f"{TRANSCRIPTS_SUFFIX}.unreadable."):
+        for copy in path.parent.glob(f"{glob.escape(path.name)}{suffix}*"):
+            copy.unlink(missing_ok=True)

@@ -48,6 +48,7 @@ from .const import (
     SAVE_RETRY_DELAY,
     SessionScope,
 )
+from .keys import bounded
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore, Snapshot, StoredTranscripts
 
@@ -285,9 +286,14 @@ class SessionTracker:
         user_id: str | None = None,
     ) -> Session:
         """Return the session a turn belongs to, starting one if needed."""
+        conversation_id = bounded(conversation_id)
         if conversation_id is not None and (session := self._sessions.get(conversation_id)):
-            self._touch(session)
-            return session
+            # Never another person's session by its id: when both users are known and
+            # differ, the id is treated as unknown (and not reused for a new session).
+            if session.user_id is None or user_id is None or session.user_id == user_id:
+                self._touch(session)
+                return session
+            conversation_id = None
         key = session_key_for(self.scope, device_id, satellite_id, user_id)
         if key is not None and (session := self._by_key.get(key)):
             self._touch(session)
