@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+import inspect
+from typing import Any
 
 from homeassistant import loader
 from homeassistant.components import conversation
@@ -98,7 +100,7 @@ async def async_restarted(
     The devices come along (the test harness does not keep registries on disk): a
     satellite is still the same satellite after a restart.
     """
-    devices = dict(dr.async_get(hass).devices)
+    devices = all_devices(hass)
     await hass.async_stop(force=True)
     async with async_test_home_assistant(config_dir=hass.config.config_dir) as hass2:
         hass2.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # what enable_custom_integrations does
@@ -124,9 +126,27 @@ def said(transcript: object) -> list[tuple[str, str]]:
 
 def known_devices(hass: HomeAssistant, *device_ids: str) -> None:
     """Give the device registry devices with exactly these ids (as stored files name them)."""
-    registry = dr.async_get(hass)
-    devices = dict(registry.devices)
+    # From 2026.10 a device names its one config entry (before, a set of them).
+    owner: dict[str, Any] = (
+        {"config_entry_id": None}
+        if "config_entry_id" in inspect.signature(dr.DeviceEntry).parameters
+        else {}
+    )
+    devices = all_devices(hass)
     devices.update(
-        {device_id: dr.DeviceEntry(id=device_id, name=device_id) for device_id in device_ids}
+        {
+            device_id: dr.DeviceEntry(id=device_id, name=device_id, **owner)
+            for device_id in device_ids
+        }
     )
     mock_device_registry(hass, devices)
+
+
+def all_devices(hass: HomeAssistant) -> dict[str, dr.DeviceEntry]:
+    """Return the device registry's devices by id (iterating yields entries from 2026.10)."""
+    registry = dr.async_get(hass)
+    entries = (
+        item if isinstance(item, dr.DeviceEntry) else registry.async_get(item)
+        for item in registry.devices
+    )
+    return {entry.id: entry for entry in entries if entry is not None}

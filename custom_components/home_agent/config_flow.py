@@ -17,6 +17,7 @@ from homeassistant.const import CONF_NAME, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv, entity_registry as er, llm
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     ConversationAgentSelector,
     NumberSelector,
     NumberSelectorConfig,
@@ -38,7 +39,9 @@ from .const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_BASE_URL,
+    CONF_HISTORY_MAX_TOKENS,
     CONF_HISTORY_MAX_TURNS,
+    CONF_HISTORY_SUMMARY,
     CONF_LLM_HASS_API,
     CONF_MAX_TOKENS,
     CONF_MODEL,
@@ -48,15 +51,19 @@ from .const import (
     CONF_TEMPERATURE,
     DEFAULT_AGENT_ID,
     DEFAULT_BASE_URL,
+    DEFAULT_HISTORY_MAX_TOKENS,
     DEFAULT_HISTORY_MAX_TURNS,
+    DEFAULT_HISTORY_SUMMARY,
     DEFAULT_MAX_TOKENS,
     DEFAULT_SESSION_SCOPE,
     DEFAULT_SESSION_TIMEOUT,
     DEFAULT_TEMPERATURE,
     DOMAIN,
     LOGGER,
+    MAX_HISTORY_MAX_TOKENS,
     MAX_HISTORY_MAX_TURNS,
     MAX_SESSION_TIMEOUT,
+    MIN_HISTORY_MAX_TOKENS,
     MIN_HISTORY_MAX_TURNS,
     MIN_SESSION_TIMEOUT,
     Backend,
@@ -66,7 +73,13 @@ from .redact import redact_url, url_credentials
 from .settings import entry_settings
 
 DEFAULT_NAME = "Home Agent"
-NUMBER_FIELDS = (CONF_SESSION_TIMEOUT, CONF_HISTORY_MAX_TURNS, CONF_TEMPERATURE, CONF_MAX_TOKENS)
+NUMBER_FIELDS = (
+    CONF_SESSION_TIMEOUT,
+    CONF_HISTORY_MAX_TURNS,
+    CONF_HISTORY_MAX_TOKENS,
+    CONF_TEMPERATURE,
+    CONF_MAX_TOKENS,
+)
 
 USER_SCHEMA = vol.Schema(
     {
@@ -157,6 +170,17 @@ def _model_schema(hass: HomeAssistant, models: list[str] | None) -> vol.Schema:
             vol.Required(CONF_MAX_TOKENS, default=DEFAULT_MAX_TOKENS): NumberSelector(
                 NumberSelectorConfig(min=1, step=1, mode=NumberSelectorMode.BOX)
             ),
+            vol.Required(
+                CONF_HISTORY_MAX_TOKENS, default=DEFAULT_HISTORY_MAX_TOKENS
+            ): NumberSelector(
+                NumberSelectorConfig(
+                    min=MIN_HISTORY_MAX_TOKENS,
+                    max=MAX_HISTORY_MAX_TOKENS,
+                    step=1,
+                    mode=NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Required(CONF_HISTORY_SUMMARY, default=DEFAULT_HISTORY_SUMMARY): BooleanSelector(),
         }
     )
 
@@ -188,6 +212,8 @@ def _openai_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
         CONF_LLM_HASS_API: list(user_input[CONF_LLM_HASS_API]),
         CONF_TEMPERATURE: float(user_input[CONF_TEMPERATURE]),
         CONF_MAX_TOKENS: int(user_input[CONF_MAX_TOKENS]),
+        CONF_HISTORY_MAX_TOKENS: int(user_input[CONF_HISTORY_MAX_TOKENS]),
+        CONF_HISTORY_SUMMARY: bool(user_input[CONF_HISTORY_SUMMARY]),
         **_session_options(user_input),
     }
 
