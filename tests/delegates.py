@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from homeassistant.components import conversation
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import intent
+from homeassistant.helpers import chat_session, intent
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.home_agent.const import CONF_AGENT_ID, CONF_BACKEND, DOMAIN
@@ -63,3 +64,43 @@ async def async_setup_delegating_to(
     await setup_entry(hass, entry)
     conversation.async_set_agent(hass, delegate_entry, agent)
     return entry
+
+
+class StreamingAgent(conversation.AbstractConversationAgent):
+    """Streams its reply into the turn's chat log piece by piece, as core LLM agents do."""
+
+    def __init__(self, hass: HomeAssistant, pieces: list[str], interval: float) -> None:
+        """Stream `pieces`, `interval` seconds apart."""
+        self.hass = hass
+        self.pieces = pieces
+        self.interval = interval
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Any language."""
+        return MATCH_ALL
+
+    async def _async_deltas(self) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
+        """Yield the reply as it is 'generated'."""
+        yield {"role": "assistant"}
+        for piece in self.pieces:
+            await asyncio.sleep(self.interval)
+            yield {"content": piece}
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer in the chat log of the conversation it is given."""
+        with (
+            chat_session.async_get_chat_session(self.hass, user_input.conversation_id) as session,
+            conversation.async_get_chat_log(self.hass, session, user_input) as chat_log,
+        ):
+            async for _content in chat_log.async_add_delta_content_stream(
+                "conversation.streaming", self._async_deltas()
+            ):
+                pass
+            response = intent.IntentResponse(language=user_input.language)
+            response.async_set_speech("".join(self.pieces))
+            return conversation.ConversationResult(
+                response=response, conversation_id=chat_log.conversation_id
+            )

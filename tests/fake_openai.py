@@ -224,7 +224,11 @@ class FakeOpenAI:
             self._script.append(Scripted(huge=size))
 
     def tool_call(
-        self, name: str, arguments: dict[str, Any] | str, call_id: str = "call_1"
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        call_id: str = "call_1",
+        delay: float = 0.0,
     ) -> None:
         """Script an answer that asks for one tool call (arguments as text are sent as is)."""
         text = arguments if isinstance(arguments, str) else json.dumps(arguments)
@@ -234,7 +238,10 @@ class FakeOpenAI:
             "function": {"name": name, "arguments": text},
         }
         self._script.append(
-            Scripted(message={"role": "assistant", "content": None, "tool_calls": [call]})
+            Scripted(
+                message={"role": "assistant", "content": None, "tool_calls": [call]},
+                delay=delay,
+            )
         )
 
     def status(self, status: int, body: str = '{"error": {"message": "scripted"}}') -> None:

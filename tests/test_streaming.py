@@ -20,15 +20,47 @@ from custom_components.home_agent.const import (
     DOMAIN,
 )
 
+from .delegates import StreamingAgent, async_setup_delegating_to
 from .fake_openai import FakeOpenAI
 from .helpers import AGENT_ENTITY_ID, make_device
-from .pipeline_runs import async_voice
+from .pipeline_runs import Voice, async_voice
 
 # 121 characters, streamed in 16 chunks 80 ms apart (about 1.3 s in all).
 REPLY = (
     "The kitchen lights are on, the oven is preheating to 180 degrees and the pasta "
     "timer will ring in exactly twelve minutes."
 )
+
+
+async def _timed_run(voice: Voice, text: str, device_id: str) -> list[tuple[float, dict[str, Any]]]:
+    """Run the intent stage; return each event with the seconds since the run was asked for."""
+    await voice.client.send_json_auto_id(
+        {
+            "type": "assist_pipeline/run",
+            "start_stage": "intent",
+            "end_stage": "intent",
+            "input": {"text": text},
+            "pipeline": voice.pipeline_id,
+            "device_id": device_id,
+        }
+    )
+    started = time.monotonic()
+    assert (await voice.client.receive_json())["success"]
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    while not arrivals or arrivals[-1][1]["type"] != "run-end":
+        event = (await voice.client.receive_json())["event"]
+        arrivals.append((time.monotonic() - started, event))
+    return arrivals
+
+
+def _texts(arrivals: list[tuple[float, dict[str, Any]]]) -> list[tuple[float, str]]:
+    """Return the text pieces the pipeline passed on, with when they arrived."""
+    return [
+        (at, event["data"]["chat_log_delta"]["content"])
+        for at, event in arrivals
+        if event["type"] == "intent-progress"
+        and event["data"].get("chat_log_delta", {}).get("content")
+    ]
 
 
 @pytest.fixture
@@ -55,29 +87,9 @@ async def test_text_reaches_the_pipeline_while_the_model_is_still_talking(
     kitchen = make_device(hass, "Kitchen satellite")
     fake_openai.stream_reply(REPLY, chunks=16, interval=0.08)
 
-    await voice.client.send_json_auto_id(
-        {
-            "type": "assist_pipeline/run",
-            "start_stage": "intent",
-            "end_stage": "intent",
-            "input": {"text": "get dinner going"},
-            "pipeline": voice.pipeline_id,
-            "device_id": kitchen,
-        }
-    )
-    started = time.monotonic()
-    assert (await voice.client.receive_json())["success"]
-    arrivals: list[tuple[float, dict[str, Any]]] = []
-    while not arrivals or arrivals[-1][1]["type"] != "run-end":
-        event = (await voice.client.receive_json())["event"]
-        arrivals.append((time.monotonic() - started, event))
+    arrivals = await _timed_run(voice, "get dinner going", kitchen)
 
-    texts = [
-        (at, event["data"]["chat_log_delta"]["content"])
-        for at, event in arrivals
-        if event["type"] == "intent-progress"
-        and event["data"].get("chat_log_delta", {}).get("content")
-    ]
+    texts = _texts(arrivals)
     intent_end = next(at for at, event in arrivals if event["type"] == "intent-end")
     assert texts, "no text reached the pipeline before the answer was complete"
     assert texts[0][0] < 0.5
@@ -131,3 +143,22 @@ async def test_the_last_turn_is_measured_by_sensors(
     assert int(state("cached_prompt_tokens").state) == 100
     for key in ("first_text_time", "reply_time", "prompt_tokens"):
         assert "dinner" not in str(state(key).attributes)
+
+
+async def test_a_streaming_delegate_reaches_the_pipeline_as_early_as_directly(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, agent_options: dict[str, Any]
+) -> None:
+    """A delegate that streams (as core LLM agents do) is heard while it is still talking."""
+    pieces = [f"piece {n} " for n in range(16)]
+    await async_setup_delegating_to(hass, StreamingAgent(hass, pieces, 0.08), agent_options)
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    kitchen = make_device(hass, "Kitchen satellite")
+
+    arrivals = await _timed_run(voice, "tell me a story", kitchen)
+
+    texts = _texts(arrivals)
+    intent_end = next(at for at, event in arrivals if event["type"] == "intent-end")
+    assert texts
+    assert texts[0][0] < 0.5
+    assert intent_end >= 1.0
+    assert "".join(text for _, text in texts) == "".join(pieces)

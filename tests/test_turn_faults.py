@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
 )
 
 from custom_components.home_agent.const import (
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_LLM_HASS_API,
+    CONF_MODEL,
     CONF_SESSION_TIMEOUT,
     DOMAIN,
     EVENT_SESSION_EXPIRED,
@@ -22,7 +29,8 @@ from custom_components.home_agent.const import (
 )
 
 from .delegates import GateAgent, async_setup_delegating_to
-from .helpers import converse, make_device
+from .fake_openai import FakeOpenAI
+from .helpers import converse, make_device, setup_entry
 
 
 async def test_a_reload_during_a_turn_keeps_its_exchange(
@@ -125,3 +133,39 @@ async def test_a_hanging_delegate_does_not_block_the_device(
     context = agent.inputs[-1].extra_system_prompt or ""
     assert "User: hello" in context
     assert "tell me a story" not in context
+
+
+async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
+    hass: HomeAssistant,
+    fake_openai: FakeOpenAI,
+    agent_options: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten tool rounds, each slow but within the request timeout: the turn still ends in time."""
+    monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 0.5)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={
+            CONF_BACKEND: "openai",
+            CONF_BASE_URL: fake_openai.base_url,
+            CONF_MODEL: "fake-model",
+            CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+        },
+        options=agent_options,
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    kitchen = make_device(hass, "Kitchen satellite")
+    fake_openai.reply("Hello.")
+    first = await converse(hass, text="hello", device_id=kitchen)
+    for n in range(10):
+        fake_openai.tool_call("HassNevermind", {}, call_id=f"call_{n}", delay=0.2)
+
+    started = time.monotonic()
+    slow = await converse(hass, text="do the thing", device_id=kitchen)
+
+    assert time.monotonic() - started < 2
+    assert slow.response.response_type.value == "error"
+    assert "took too long" in slow.response.speech["plain"]["speech"]
+    assert slow.conversation_id == first.conversation_id
