@@ -11,7 +11,7 @@ from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -19,6 +19,13 @@ from pytest_homeassistant_custom_component.common import (
     mock_device_registry,
 )
 
+from custom_components.home_agent.const import (
+    CONF_BACKEND,
+    CONF_BASE_URL,
+    CONF_LLM_HASS_API,
+    CONF_MODEL,
+    CONF_PROMPT,
+)
 from custom_components.home_agent.tracker import SessionTracker
 
 AGENT_ENTITY_ID = "conversation.home_agent"
@@ -150,3 +157,19 @@ def all_devices(hass: HomeAssistant) -> dict[str, dr.DeviceEntry]:
         for item in registry.devices
     )
     return {entry.id: entry for entry in entries if entry is not None}
+
+
+def openai_agent_data(
+    base_url: str,
+    *,
+    prompt: str = "You are a helpful voice assistant.",
+    apis: list[str] | None = None,
+) -> dict[str, Any]:
+    """Return the data of an `openai` agent (the Assist API unless told otherwise)."""
+    return {
+        CONF_BACKEND: "openai",
+        CONF_BASE_URL: base_url,
+        CONF_MODEL: "fake-model",
+        CONF_PROMPT: prompt,
+        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST] if apis is None else apis,
+    }

@@ -24,18 +24,14 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import (
-    CONF_BACKEND,
-    CONF_BASE_URL,
     CONF_LLM_HASS_API,
-    CONF_MODEL,
-    CONF_PROMPT,
     DOMAIN,
     TOOL_RESULT_MAX_CHARS,
 )
 from custom_components.home_agent.memory import CUT_MARKER, compact_result
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, openai_agent_data, setup_entry
 from .pipeline_runs import (
     BED_LIGHT,
     async_setup_assist_pipeline,
@@ -50,13 +46,7 @@ LAPSE = timedelta(minutes=11)
 @pytest.fixture
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent pointed at the fake server, with the Assist API."""
-    return {
-        CONF_BACKEND: "openai",
-        CONF_BASE_URL: fake_openai.base_url,
-        CONF_MODEL: "fake-model",
-        CONF_PROMPT: "You are a helpful voice assistant.",
-        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-    }
+    return openai_agent_data(fake_openai.base_url)
 
 
 async def _lapse(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:

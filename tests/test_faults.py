@@ -19,14 +19,12 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.home_agent.const import (
-    CONF_AGENT_ID,
-    CONF_BACKEND,
     CONF_SESSION_SCOPE,
-    DOMAIN,
     EVENT_SESSION_EXPIRED,
     EVENT_SESSION_STARTED,
 )
 
+from .delegates import async_setup_delegating_to
 from .helpers import converse, make_device, setup_entry, tracker_of
 from .storage_files import stored_sessions
 
@@ -120,29 +118,11 @@ class _EchoAgent(_DelegateAgent):
         return self.say(user_input, f"echo {user_input.text}")
 
 
-async def _setup_delegating_to(
-    hass: HomeAssistant, agent: conversation.AbstractConversationAgent, options: dict[str, Any]
-) -> MockConfigEntry:
-    """Set up Home Agent delegating to `agent` (registered under a test entry)."""
-    delegate_entry = MockConfigEntry(domain="test")
-    delegate_entry.add_to_hass(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent"},
-        options={**options, CONF_AGENT_ID: delegate_entry.entry_id},
-    )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
-    conversation.async_set_agent(hass, delegate_entry, agent)
-    return entry
-
-
 async def test_turns_from_many_devices_at_once(
     hass: HomeAssistant, agent_options: dict[str, Any]
 ) -> None:
     """1,000 concurrent turns from 100 devices: nothing lost or reordered, no duplicates."""
-    entry = await _setup_delegating_to(
+    entry = await async_setup_delegating_to(
         hass, _EchoAgent(), {**agent_options, "history_max_turns": 10}
     )
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
@@ -192,7 +172,7 @@ async def test_home_assistant_stopping_mid_turn(
 ) -> None:
     """Stopping while a turn is being answered loses nothing that was complete."""
     slow = _SlowAgent()
-    entry = await _setup_delegating_to(hass, slow, agent_options)
+    entry = await async_setup_delegating_to(hass, slow, agent_options)
 
     first = await converse(hass, text="remember the milk", device_id=make_device(hass, "dev-a"))
     in_flight = asyncio.create_task(

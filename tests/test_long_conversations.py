@@ -13,14 +13,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.home_agent.const import (
-    CONF_BACKEND,
-    CONF_BASE_URL,
     CONF_HISTORY_MAX_TOKENS,
     CONF_HISTORY_MAX_TURNS,
     CONF_HISTORY_SUMMARY,
-    CONF_LLM_HASS_API,
-    CONF_MODEL,
-    CONF_PROMPT,
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
     DOMAIN,
@@ -30,7 +25,7 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.recap import RECAP_INSTRUCTIONS
 
 from .fake_openai import FakeOpenAI, Recorded
-from .helpers import async_restarted, converse, make_device, setup_entry
+from .helpers import async_restarted, converse, make_device, openai_agent_data, setup_entry
 from .storage_files import stored_text
 
 BUDGET = 256
@@ -44,13 +39,7 @@ RECAP = "Ada's locker number is 42 and she likes jazz."
 @pytest.fixture
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return a chat-only `openai` agent pointed at the fake server."""
-    return {
-        CONF_BACKEND: "openai",
-        CONF_BASE_URL: fake_openai.base_url,
-        CONF_MODEL: "fake-model",
-        CONF_PROMPT: "You are a helpful voice assistant.",
-        CONF_LLM_HASS_API: [],
-    }
+    return openai_agent_data(fake_openai.base_url, apis=[])
 
 
 @pytest.fixture

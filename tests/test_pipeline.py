@@ -13,7 +13,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.const import GROUP_ID_ADMIN
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
 import pytest
 from pytest_homeassistant_custom_component.common import (
     CLIENT_ID,
@@ -24,19 +23,22 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
 
 from custom_components.home_agent.const import (
-    CONF_BACKEND,
-    CONF_BASE_URL,
     CONF_HISTORY_MAX_TURNS,
-    CONF_LLM_HASS_API,
-    CONF_MODEL,
-    CONF_PROMPT,
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
     DOMAIN,
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, said, setup_entry, tracker_of
+from .helpers import (
+    AGENT_ENTITY_ID,
+    async_restarted,
+    make_device,
+    openai_agent_data,
+    said,
+    setup_entry,
+    tracker_of,
+)
 from .pipeline_runs import (
     BED_LIGHT,
     Voice,
@@ -54,13 +56,7 @@ TIMEOUT = timedelta(seconds=3600)
 @pytest.fixture
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent pointed at the fake server, with the Assist API."""
-    return {
-        CONF_BACKEND: "openai",
-        CONF_BASE_URL: fake_openai.base_url,
-        CONF_MODEL: "fake-model",
-        CONF_PROMPT: "You are a helpful voice assistant.",
-        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-    }
+    return openai_agent_data(fake_openai.base_url)
 
 
 @pytest.fixture

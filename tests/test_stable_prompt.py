@@ -8,21 +8,12 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.home_agent.const import (
-    CONF_BACKEND,
-    CONF_BASE_URL,
-    CONF_LLM_HASS_API,
-    CONF_MODEL,
-    CONF_PROMPT,
-)
-
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device
+from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data
 from .pipeline_runs import async_setup_demo_lights, async_voice
 
 # What may differ after the shared prefix beyond the new words and the previous reply:
@@ -34,13 +25,9 @@ SLACK = 300
 @pytest.fixture
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent with the Assist API and a prompt that uses templates."""
-    return {
-        CONF_BACKEND: "openai",
-        CONF_BASE_URL: fake_openai.base_url,
-        CONF_MODEL: "fake-model",
-        CONF_PROMPT: "You are {{ ha_name }}'s voice assistant.",
-        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-    }
+    return openai_agent_data(
+        fake_openai.base_url, prompt="You are {{ ha_name }}'s voice assistant."
+    )
 
 
 def _shared_prefix(a: str, b: str) -> int:

@@ -6,23 +6,18 @@ import time
 from typing import Any
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er, llm
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import (
-    CONF_BACKEND,
-    CONF_BASE_URL,
-    CONF_LLM_HASS_API,
-    CONF_MODEL,
-    CONF_PROMPT,
     DOMAIN,
 )
 
 from .delegates import StreamingAgent, async_setup_delegating_to
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device
+from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data
 from .pipeline_runs import Voice, async_voice
 
 # 121 characters, streamed in 16 chunks 80 ms apart (about 1.3 s in all).
@@ -66,13 +61,7 @@ def _texts(arrivals: list[tuple[float, dict[str, Any]]]) -> list[tuple[float, st
 @pytest.fixture
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent with the Assist API, pointed at the fake server."""
-    return {
-        CONF_BACKEND: "openai",
-        CONF_BASE_URL: fake_openai.base_url,
-        CONF_MODEL: "fake-model",
-        CONF_PROMPT: "You are a helpful voice assistant.",
-        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-    }
+    return openai_agent_data(fake_openai.base_url)
 
 
 async def test_text_reaches_the_pipeline_while_the_model_is_still_talking(

@@ -22,6 +22,7 @@ from homeassistant.helpers import intent
 from .api import TurnStats
 from .compat import async_converse, satellite_id_of
 from .const import DELEGATE_TIME_LIMIT, DOMAIN
+from .memory import transcript_lines
 from .session import Session
 
 
@@ -34,14 +35,7 @@ def transcript_prompt(session: Session) -> str | None:
         lines.append(f"Summary of what was said before: {session.recap}")
     if session.transcript:
         lines.append("Earlier turns, oldest first:")
-    for exchange in session.transcript:
-        lines.append(f"User: {exchange.user}")
-        lines.extend(
-            f"(Assistant used {call.name} {call.arguments}: {call.result})"
-            for round_ in exchange.rounds
-            for call in round_.calls
-        )
-        lines.append(f"Assistant: {exchange.assistant}")
+        lines.extend(transcript_lines(session.transcript))
     return "\n".join(lines)
 
 

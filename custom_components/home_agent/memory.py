@@ -172,3 +172,17 @@ def live_messages(contents: Sequence[conversation.Content]) -> list[dict[str, An
                 }
             )
     return messages
+
+
+def transcript_lines(exchanges: Iterable[Exchange]) -> list[str]:
+    """Return exchanges as plain text lines, tool calls included (for prompts, not the API)."""
+    lines: list[str] = []
+    for exchange in exchanges:
+        lines.append(f"User: {exchange.user}")
+        lines.extend(
+            f"(Assistant used {call.name} {call.arguments}: {call.result})"
+            for round_ in exchange.rounds
+            for call in round_.calls
+        )
+        lines.append(f"Assistant: {exchange.assistant}")
+    return lines

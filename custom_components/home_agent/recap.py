@@ -17,6 +17,7 @@ from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 
 from .const import LOGGER, RECAP_IDLE_DELAY
+from .memory import transcript_lines
 from .session import Exchange, Session
 from .tracker import SessionChange, SessionTracker
 
@@ -33,15 +34,7 @@ RECAP_INSTRUCTIONS = (
 def recap_request(recap: str | None, exchanges: list[Exchange]) -> str:
     """Return what the model is asked to summarize."""
     lines = [f"Summary so far: {recap or '(none)'}", "", "Exchanges to add:"]
-    for exchange in exchanges:
-        lines.append(f"User: {exchange.user}")
-        lines.extend(
-            f"(Assistant called {call.name} {call.arguments}: {call.result})"
-            for round_ in exchange.rounds
-            for call in round_.calls
-        )
-        lines.append(f"Assistant: {exchange.assistant}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *transcript_lines(exchanges)])
 
 
 class RecapMaker:
