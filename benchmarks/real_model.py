@@ -44,7 +44,7 @@ from unittest.mock import patch
 
 from aiohttp import AsyncResolver, ClientSession, ClientTimeout, web
 from homeassistant import loader
-from homeassistant.const import __version__ as HA_VERSION
+from homeassistant.const import Platform, __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import aiohttp_client, entity_registry as er, llm
 from homeassistant.setup import async_setup_component
@@ -68,6 +68,8 @@ DEVICE_ID = "kitchen-satellite"
 CHATML_TOKENS_PER_MESSAGE = 5  # <|im_start|> role \n … <|im_end|> \n
 TARGET_EXTRA_TOKENS = 64
 HISTORY_POINTS = (1, 5, 10)
+# Devices in the prompt (Assist lists the exposed ones): what makes a real prompt's size.
+DEMO_PLATFORMS = [Platform.LIGHT, Platform.SWITCH, Platform.COVER, Platform.CLIMATE, Platform.LOCK]
 SENTENCES = (
     "My name is Ada.",
     "What is the weather like today?",
@@ -78,7 +80,7 @@ SENTENCES = (
     "Set the living room to a cozy mood.",
     "What is my name?",
 )
-_EVALUATED = re.compile(r"prompt eval time\s*=\s*[\d.]+ ms\s*/\s*(\d+) tokens")
+_EVALUATED = re.compile(r"prompt eval time\s*=\s*([\d.]+) ms\s*/\s*(\d+) tokens")
 _PREFIX = re.compile(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens to eval")
 
 
@@ -90,6 +92,7 @@ class Exchange:
     evaluated: int | None = None  # prompt tokens the server evaluated (its log)
     reused: int | None = None  # prompt tokens it took from its cache (its log)
     prompt_tokens: int | None = None  # usage.prompt_tokens of the reply
+    prompt_ms: float | None = None  # the server's prompt evaluation time (its log)
     log: str = ""
 
 
@@ -122,6 +125,8 @@ class Recorder:
     _runner: web.AppRunner | None = None
     _port: int = 0
     _session: ClientSession | None = None
+    _busy: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def base_url(self) -> str:
@@ -146,6 +151,12 @@ class Recorder:
         if self._session is not None:
             await self._session.close()
 
+    async def settled(self) -> None:
+        """Wait until every request passed on so far is recorded."""
+        while self._busy:
+            self._idle.clear()
+            await self._idle.wait()
+
     async def count_tokens(self, text: str) -> int:
         """Return how many tokens the server's tokenizer makes of a text."""
         assert self._session is not None
@@ -158,12 +169,21 @@ class Recorder:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         """Pass a request on; for chat requests, keep it with the server's log lines."""
+        self._busy += 1
+        try:
+            return await self._pass_on(request)
+        finally:
+            self._busy -= 1
+            self._idle.set()
+
+    async def _pass_on(self, request: web.Request) -> web.StreamResponse:
+        """Forward one request and stream the reply back."""
         assert self._session is not None
         raw = await request.read()
         chat = request.path.endswith("/chat/completions")
         offset = self.log_path.stat().st_size
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        url = f"{self.upstream}{request.path.removeprefix('/v1')}"
+        url = f"{self.upstream}{request.path}"
         async with self._session.request(
             request.method, url, data=raw or None, headers=headers
         ) as upstream:
@@ -193,7 +213,8 @@ def _exchange(body: dict[str, Any], reply: bytes, log: str) -> Exchange:
     """Read the server's figures for one request from its reply and its log."""
     exchange = Exchange(body=body, log=log)
     if evaluated := _EVALUATED.findall(log):
-        exchange.evaluated = int(evaluated[-1])
+        exchange.prompt_ms = float(evaluated[-1][0])
+        exchange.evaluated = int(evaluated[-1][1])
     if prefix := _PREFIX.findall(log):
         exchange.reused = int(prefix[-1][0])
         exchange.evaluated = exchange.evaluated or int(prefix[-1][1])
@@ -285,6 +306,7 @@ async def async_session(turns: int, log_path: Path) -> list[Turn]:
             assert await async_setup_component(hass, "homeassistant", {})
             async with async_serving(hass) as port:
                 assert await async_setup_component(hass, "assist_pipeline", {})
+                await _async_setup_demo(hass)
                 agent = await _async_home_agent(hass, recorder.base_url)
                 async with async_connect(hass, port) as websocket:
                     pipeline_id = await websocket.create_pipeline(agent)
@@ -298,7 +320,10 @@ async def async_session(turns: int, log_path: Path) -> list[Turn]:
                         end = next(e for e in run.events if e.type == "intent-end")
                         output = end.data["intent_output"]
                         conversation_id = output["conversation_id"]
+                        await recorder.settled()
                         exchanges = recorder.exchanges[before:]
+                        if not exchanges:
+                            raise RuntimeError(f"the model was not asked: {output['response']}")
                         sizes = await _async_history_tokens(recorder, exchanges[0].body)
                         results.append(
                             Turn(
@@ -311,6 +336,18 @@ async def async_session(turns: int, log_path: Path) -> list[Turn]:
                         )
                         print(_turn_line(results[-1]), flush=True)
     return results
+
+
+async def _async_setup_demo(hass: HomeAssistant) -> None:
+    """Set up the demo devices a home talks about, exposed to Assist as the dev instance's."""
+    entry = MockConfigEntry(domain="demo")
+    entry.add_to_hass(hass)
+    with patch(
+        "homeassistant.components.demo.COMPONENTS_WITH_CONFIG_ENTRY_DEMO_PLATFORM",
+        DEMO_PLATFORMS,
+    ):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
 
 
 async def _async_home_agent(hass: HomeAssistant, base_url: str) -> str:
@@ -345,7 +382,7 @@ def _turn_line(turn: Turn) -> str:
     return (
         f"turn {turn.number:>2}: {turn.seconds:5.2f} s, {len(turn.exchanges)} request(s): "
         f"{figures}; history {turn.history_exchanges} exchanges / {turn.history_tokens} tokens,"
-        f" new text {turn.new_text_tokens} tokens"
+        f" new text {turn.new_text_tokens} tokens; said {turn.speech[:60]!r}"
     )
 
 
@@ -356,9 +393,12 @@ def _report(turns: list[Turn]) -> str:
         "|---|---:|---|---|",
     ]
     first = turns[0]
+    prompt_ms = first.exchanges[0].prompt_ms
     lines.append(
-        f"| first turn: prompt tokens evaluated / time to the reply | {first.evaluated} / "
-        f"{first.seconds:.2f} s | — | — |"
+        f"| first turn: prompt tokens evaluated / their evaluation time (server log) / time to"
+        f" the complete reply | {first.evaluated} / "
+        f"{'?' if prompt_ms is None else f'{prompt_ms / 1000:.2f} s'} / {first.seconds:.2f} s"
+        " | — | — |"
     )
     for exchanges in HISTORY_POINTS:
         turn = next((t for t in turns if t.history_exchanges == exchanges), None)
