@@ -225,6 +225,10 @@ async def _async_streaming_rows() -> tuple[list[Row], list[str]]:
         "over a real websocket (assist_pipeline/run, intent stage, a device id); times from "
         "sending the run to the event reaching the client. Endpoint's first chunk at "
         + ", ".join(f"{row} {times[row].first_chunk * 1000:,.0f} ms" for row in streaming.ROWS)
+        + ". Asked for a streamed reply: "
+        + ", ".join(
+            f"{row} {'yes' if times[row].asked_to_stream else 'no'}" for row in streaming.ROWS
+        )
         + ". Streamed text equals the reply: "
         + ", ".join(
             f"{row} {'yes' if times[row].streamed_text == streaming.REPLY else 'no'}"

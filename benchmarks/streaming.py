@@ -63,6 +63,7 @@ class Timing:
     streamed_text: str
     speech: str
     runs: int
+    asked_to_stream: bool  # the agent's last request asked for a streamed reply
 
 
 def _plain_resolver(_hass: HomeAssistant) -> AsyncResolver:
@@ -110,6 +111,7 @@ async def _async_runs(
     samples: dict[str, list[tuple[TimedEvent | None, TimedEvent, float, str, str]]] = {
         row: [] for row in agents
     }
+    asked: dict[str, bool] = {}
     conversations: dict[str, str | None] = dict.fromkeys(agents)
     for _ in range(runs + 1):  # the first run of each warms up (imports, templates)
         for row in agents:
@@ -122,6 +124,8 @@ async def _async_runs(
             output = end.data["intent_output"]
             conversations[row] = output["conversation_id"]
             deltas = [e for e in events if e.type == "intent-progress" and _delta_text(e)]
+            # Ollama's chat streams unless told not to; an OpenAI request must ask.
+            asked[row] = bool(server.requests[-1].get("stream", isinstance(server, FakeOllama)))
             samples[row].append(
                 (
                     deltas[0] if deltas else None,
@@ -131,7 +135,7 @@ async def _async_runs(
                     output["response"]["speech"]["plain"]["speech"],
                 )
             )
-    return {row: _timing(values[1:]) for row, values in samples.items()}
+    return {row: _timing(values[1:], asked[row]) for row, values in samples.items()}
 
 
 def _delta_text(event: TimedEvent) -> str:
@@ -141,7 +145,9 @@ def _delta_text(event: TimedEvent) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _timing(values: list[tuple[TimedEvent | None, TimedEvent, float, str, str]]) -> Timing:
+def _timing(
+    values: list[tuple[TimedEvent | None, TimedEvent, float, str, str]], asked_to_stream: bool
+) -> Timing:
     """Summarize one agent's runs."""
     firsts = [first.at for first, *_ in values if first is not None]
     return Timing(
@@ -151,6 +157,7 @@ def _timing(values: list[tuple[TimedEvent | None, TimedEvent, float, str, str]])
         streamed_text=values[-1][3],
         speech=values[-1][4],
         runs=len(values),
+        asked_to_stream=asked_to_stream,
     )
 
 
