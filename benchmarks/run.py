@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import logging
 import os
 import platform
+import sys
 import time
 
 from homeassistant.const import __version__ as HA_VERSION
 
 from custom_components.home_agent.const import SAVE_DELAY
 
-from . import pipeline, restore, turns, writes
+from . import pipeline, restore, streaming, turns, writes
 from .harness import Spread, home_assistant
 
 TURNS = 20_000
@@ -32,6 +33,8 @@ TARGET_RESTORE_MILLISECONDS = 150.0
 TARGET_BLOCK_MILLISECONDS = 50.0
 PIPELINE_TURNS = 300
 TARGET_PIPELINE_MILLISECONDS = 2.0
+STREAMING_RUNS = 7
+TARGET_FIRST_TEXT_AFTER_CHUNK_MILLISECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,65 @@ async def _async_pipeline_rows() -> tuple[list[Row], list[str]]:
     return rows, details
 
 
+def _ms(seconds: float | None) -> str:
+    """Format a time in milliseconds; None is "no text before the reply was complete"."""
+    return "none before the end" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+async def _async_streaming_rows() -> tuple[list[Row], list[str]]:
+    """Measure (f), time to first text and to the complete reply, beside core ollama."""
+    times = await streaming.async_measure(STREAMING_RUNS)
+    peer = times[streaming.OLLAMA]
+    assert peer.first_text is not None, "the core ollama agent streamed no text"
+    rows = []
+    for row, what in (
+        (streaming.HOME_AGENT_STREAMING, "streaming endpoint"),
+        (streaming.HOME_AGENT_OFF, "endpoint ignores `stream` (streaming off)"),
+    ):
+        ours = times[row]
+        # The endpoint's own first chunk: Home Agent's server, on the same clock.
+        target = ours.first_chunk + TARGET_FIRST_TEXT_AFTER_CHUNK_MILLISECONDS / 1000
+        ok = ours.first_text is not None and ours.first_text <= min(target, peer.first_text)
+        rows += [
+            Row(
+                f"f. time to first text through a pipeline, {what} (median; second column: "
+                "core ollama agent)",
+                _ms(ours.first_text),
+                _ms(peer.first_text),
+                "—" if ours.first_text is None else _ratio(peer.first_text, ours.first_text),
+                f"≤ endpoint's first chunk + {TARGET_FIRST_TEXT_AFTER_CHUNK_MILLISECONDS:.0f} ms"
+                " and ≤ core ollama's"
+                if row == streaming.HOME_AGENT_STREAMING
+                else "—",
+                _met(ok) if row == streaming.HOME_AGENT_STREAMING else "—",
+            ),
+            Row(
+                f"f. time to the complete reply (intent-end), {what} (median; second column: "
+                "core ollama agent)",
+                _ms(ours.complete),
+                _ms(peer.complete),
+                _ratio(peer.complete, ours.complete),
+            ),
+        ]
+    details = [
+        f"f. {streaming.schedule()}; {STREAMING_RUNS} interleaved runs each after one warm-up, "
+        "over a real websocket (assist_pipeline/run, intent stage, a device id); times from "
+        "sending the run to the event reaching the client. Endpoint's first chunk at "
+        + ", ".join(f"{row} {times[row].first_chunk * 1000:,.0f} ms" for row in streaming.ROWS)
+        + ". Asked for a streamed reply: "
+        + ", ".join(
+            f"{row} {'yes' if times[row].asked_to_stream else 'no'}" for row in streaming.ROWS
+        )
+        + ". Streamed text equals the reply: "
+        + ", ".join(
+            f"{row} {'yes' if times[row].streamed_text == streaming.REPLY else 'no'}"
+            for row in streaming.ROWS
+        )
+        + "."
+    ]
+    return rows, details
+
+
 def _table(rows: list[Row]) -> str:
     """Render the rows as a markdown table."""
     lines = [
@@ -217,13 +279,21 @@ async def async_main() -> None:
     # Only errors: a test instance has no ffmpeg and loads an untested custom integration.
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("haffmpeg").setLevel(logging.CRITICAL)
+    # Core ollama's ai_task platform loads camera, which warns when libturbojpeg is missing.
+    logging.getLogger("homeassistant.components.camera").setLevel(logging.CRITICAL)
     started = time.monotonic()
     load = os.getloadavg()[0]
-    rows = await _async_turn_rows()
-    rows += await _async_write_rows()
-    rows += await _async_restore_rows()
-    pipeline_rows, details = await _async_pipeline_rows()
-    rows += pipeline_rows
+    rows: list[Row] = []
+    details: list[str] = []
+    if "--streaming" not in sys.argv[1:]:
+        rows += await _async_turn_rows()
+        rows += await _async_write_rows()
+        rows += await _async_restore_rows()
+        pipeline_rows, details = await _async_pipeline_rows()
+        rows += pipeline_rows
+    streaming_rows, streaming_details = await _async_streaming_rows()
+    rows += streaming_rows
+    details += streaming_details
     print(
         f"Home Assistant {HA_VERSION}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (load average {load:.1f} at the start, "
