@@ -10,6 +10,7 @@ directory. See benchmarks/README.md for what each row measures.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from dataclasses import dataclass
 import logging
@@ -21,7 +22,7 @@ from homeassistant.const import __version__ as HA_VERSION
 
 from custom_components.home_agent.const import SAVE_DELAY
 
-from . import pipeline, restore, turns, writes
+from . import pipeline, restore, sensors, turns, writes
 from .harness import Spread, home_assistant
 
 TURNS = 20_000
@@ -161,6 +162,30 @@ async def _async_restore_rows() -> list[Row]:
     return rows
 
 
+async def _async_sensor_rows() -> list[Row]:
+    """Measure (f), the set-up of an agent whose sessions have thousands of keys."""
+    rows = []
+    for keys in sensors.KEYS:
+        async with home_assistant() as hass:
+            ours = await sensors.async_home_agent(hass, keys)
+        rows += [
+            Row(
+                f"f. set-up until every key's session sensor exists, {keys:,} keys "
+                "(first / reload)",
+                f"{ours.first_seconds:,.2f} / {ours.reload_seconds:,.2f} s",
+                "—",
+                "—",
+            ),
+            Row(
+                f"f. largest event-loop block, same set-ups, {keys:,} keys (first / reload)",
+                f"{ours.first_block_milliseconds:,.0f} / {ours.reload_block_milliseconds:,.0f} ms",
+                "—",
+                "—",
+            ),
+        ]
+    return rows
+
+
 async def _async_pipeline_rows() -> tuple[list[Row], list[str]]:
     """Measure (d), Home Agent's own overhead per turn through a real pipeline run."""
     times = await pipeline.async_measure(PIPELINE_TURNS)
@@ -212,18 +237,26 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def async_main() -> None:
-    """Measure everything and print the table."""
+async def async_main(only: str | None = None) -> None:
+    """Measure everything (or one group of rows: `only`) and print the table."""
     # Only errors: a test instance has no ffmpeg and loads an untested custom integration.
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("haffmpeg").setLevel(logging.CRITICAL)
     started = time.monotonic()
     load = os.getloadavg()[0]
-    rows = await _async_turn_rows()
-    rows += await _async_write_rows()
-    rows += await _async_restore_rows()
-    pipeline_rows, details = await _async_pipeline_rows()
-    rows += pipeline_rows
+    rows: list[Row] = []
+    details: list[str] = []
+    if only in (None, "turns"):
+        rows += await _async_turn_rows()
+    if only in (None, "writes"):
+        rows += await _async_write_rows()
+    if only in (None, "restore"):
+        rows += await _async_restore_rows()
+    if only in (None, "pipeline"):
+        pipeline_rows, details = await _async_pipeline_rows()
+        rows += pipeline_rows
+    if only in (None, "sensors"):
+        rows += await _async_sensor_rows()
     print(
         f"Home Assistant {HA_VERSION}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (load average {load:.1f} at the start, "
@@ -238,4 +271,10 @@ async def async_main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(async_main())
+    parser = argparse.ArgumentParser(description="Measure Home Agent against the naive plan.")
+    parser.add_argument(
+        "--only",
+        choices=("turns", "writes", "restore", "pipeline", "sensors"),
+        help="measure one group of rows (a, b, c, d or f)",
+    )
+    asyncio.run(async_main(parser.parse_args().only))

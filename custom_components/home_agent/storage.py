@@ -82,6 +82,9 @@ class StoredIndex:
     """The sessions read from the index, checked, clamped and without duplicates."""
 
     live: list[Session] = field(default_factory=list)
+    # (expiry as POSIX seconds, conversation id) of the live sessions, soonest first: the
+    # tracker's expiry heap as it is (computed here, off the event loop).
+    expiries: list[tuple[float, str]] = field(default_factory=list)
     ran_out: list[Session] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     duplicates: int = 0
@@ -397,9 +400,10 @@ def _read_index(
         seen_keys.add(session.session_key)
         session.expires_at = session.last_activity + session_timeout
         (index.ran_out if session.expires_at <= now else index.live).append(session)
-    # Armed soonest first, each new timer lands at the end of the loop's heap at once.
+    # Soonest first: the tracker takes the expiry times as its heap without sorting.
     index.live.reverse()
     index.live.sort(key=lambda s: s.expires_at)
+    index.expiries = [(s.expires_at.timestamp(), s.conversation_id) for s in index.live]
     return index
 
 

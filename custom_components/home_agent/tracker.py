@@ -2,8 +2,9 @@
 
 Home Assistant hands an agent a fresh conversation id whenever its own chat
 session (5 idle minutes) is gone, so continuity is carried by a *session key*
-(device, satellite or user, by scope). Each session expires through its own
-point-in-time timer, re-armed on activity; its life-cycle is announced on the bus.
+(device, satellite or user, by scope). Each session has its own expiry time, kept in a
+heap; one point-in-time timer wakes the tracker for the soonest (thousands of sessions
+arm no timer each). Its life-cycle is announced on the bus.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
+from heapq import heappop, heappush
 from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
@@ -119,7 +121,17 @@ class SessionTracker:
         self.summarize = summarize
         self._sessions: dict[str, Session] = {}
         self._by_key: dict[str, Session] = {}
-        self._timers: dict[str, CALLBACK_TYPE] = {}
+        # Conversation id -> when its expiry is checked (POSIX seconds), and those times in
+        # a heap of (time, conversation id); an entry whose time is no longer the one here
+        # is stale and skipped. One timer fires for the heap's soonest entry.
+        self._timers: dict[str, float] = {}
+        self._expiry_heap: list[tuple[float, str]] = []
+        self._unsub_expiry: CALLBACK_TYPE | None = None
+        self._expiry_due: float | None = None
+        self._expiring = False
+        self._expiry_job = HassJob(
+            self._async_expire_due, "home_agent_session_expiry", job_type=HassJobType.Callback
+        )
         # Conversation id -> turns being answered (such a session does not expire).
         self._busy: dict[str, int] = {}
         self._listeners: list[SessionListener] = []
@@ -152,9 +164,9 @@ class SessionTracker:
     async def async_shutdown(self) -> None:
         """Cancel every timer and listener, and write pending changes."""
         self._closed = True
-        for unsub in self._timers.values():
-            unsub()
+        self._cancel_expiry_timer()
         self._timers.clear()
+        self._expiry_heap.clear()
         while self._unsubs:
             self._unsubs.pop()()
         if self._unsub_stop is not None:
@@ -170,19 +182,20 @@ class SessionTracker:
         thousands of sessions) are read afterwards in the background (see storage.py).
         """
         index = await self.store.async_load_index(self.timeout, self.max_turns)
-        live, ran_out = index.live, index.ran_out
+        live, ran_out, expiries = index.live, index.ran_out, index.expiries
         stored: StoredTranscripts | None = None
         if index.index_stale:
             # The last index write failed after its transcripts were written: sessions the
             # newer transcripts file no longer lists were cleared or expired since.
             stored = await self.store.async_load_transcripts(self.max_turns)
             live = [s for s in live if s.conversation_id in stored.by_id]
+            expiries = [e for e in expiries if e[1] in stored.by_id]
             ran_out = [s for s in ran_out if s.conversation_id in stored.by_id]
         for number, session in enumerate(live, 1):
             self._add(session)
-            self._arm(session)
             if number % RESTORE_CHUNK == 0:
                 await asyncio.sleep(0)
+        self._arm_restored(expiries)
         if stored is not None:
             await self._async_attach(stored)
         elif live and not index.transcripts_inline:
@@ -404,8 +417,8 @@ class SessionTracker:
         del self._sessions[session.conversation_id]
         if self._by_key.get(session.session_key) is session:
             del self._by_key[session.session_key]
-        if (unsub := self._timers.pop(session.conversation_id, None)) is not None:
-            unsub()
+        # Its heap entry is now stale and skipped when it comes due.
+        self._timers.pop(session.conversation_id, None)
 
     def _touch(self, session: Session) -> None:
         """Record activity: push the expiry out."""
@@ -422,27 +435,71 @@ class SessionTracker:
         self._notify(session, SessionChange.ACTIVITY)
 
     def _arm(self, session: Session) -> None:
-        """(Re-)arm the session's expiry timer (not after shutdown: a late turn arms none)."""
+        """(Re-)arm the session's expiry check (not after shutdown: a late turn arms none)."""
         if self._closed:
             return
-        if (unsub := self._timers.get(session.conversation_id)) is not None:
-            unsub()
-        self._timers[session.conversation_id] = async_track_point_in_utc_time(
-            self.hass,
-            HassJob(
-                partial(self._async_expire, session),
-                "home_agent_session_expiry",
-                job_type=HassJobType.Callback,
-            ),
-            session.expires_at,
+        when = session.expires_at.timestamp()
+        self._timers[session.conversation_id] = when
+        heappush(self._expiry_heap, (when, session.conversation_id))
+        self._schedule_expiry_timer()
+
+    def _arm_restored(self, expiries: list[tuple[float, str]]) -> None:
+        """Arm restored sessions at once: `expiries` is sorted, so it already is a heap."""
+        if self._closed or not expiries:
+            return
+        self._timers.update((cid, when) for when, cid in expiries)
+        if self._expiry_heap:
+            for entry in expiries:
+                heappush(self._expiry_heap, entry)
+        else:
+            self._expiry_heap = expiries
+        self._schedule_expiry_timer()
+
+    def _schedule_expiry_timer(self) -> None:
+        """Have the one timer fire for the soonest entry of the heap."""
+        if self._expiring or self._closed:
+            return  # _async_expire_due schedules once it is done
+        if not self._expiry_heap:
+            self._cancel_expiry_timer()
+            return
+        soonest = self._expiry_heap[0][0]
+        if self._expiry_due is not None and self._expiry_due <= soonest:
+            return  # it fires first and schedules the next
+        self._cancel_expiry_timer()
+        self._expiry_due = soonest
+        self._unsub_expiry = async_track_point_in_utc_time(
+            self.hass, self._expiry_job, dt_util.utc_from_timestamp(soonest)
         )
 
+    def _cancel_expiry_timer(self) -> None:
+        """Cancel the timer."""
+        if self._unsub_expiry is not None:
+            self._unsub_expiry()
+            self._unsub_expiry = None
+        self._expiry_due = None
+
     @callback
-    def _async_expire(self, session: Session, _now: datetime) -> None:
+    def _async_expire_due(self, _now: datetime) -> None:
+        """Check every session whose expiry time has come, then wait for the next."""
+        self._unsub_expiry = None
+        self._expiry_due = None
+        now = dt_util.utcnow().timestamp()
+        heap = self._expiry_heap
+        self._expiring = True
+        try:
+            while heap and heap[0][0] <= now:
+                when, conversation_id = heappop(heap)
+                if self._timers.get(conversation_id) != when:
+                    continue  # re-armed or removed since
+                del self._timers[conversation_id]
+                if (session := self._sessions.get(conversation_id)) is not None:
+                    self._async_expire(session)
+        finally:
+            self._expiring = False
+        self._schedule_expiry_timer()
+
+    def _async_expire(self, session: Session) -> None:
         """End a session whose idle time ran out."""
-        self._timers.pop(session.conversation_id, None)
-        if self._sessions.get(session.conversation_id) is not session:
-            return
         if dt_util.utcnow() < session.expires_at:
             self._arm(session)
             return
