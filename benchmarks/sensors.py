@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 import time
 
+from homeassistant import loader
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -73,6 +74,8 @@ async def _async_seed(hass: HomeAssistant, entry_id: str, keys: int) -> None:
 
 async def async_home_agent(hass: HomeAssistant, keys: int) -> SensorSetup:
     """Set up an agent with `keys` stored sessions; reload it; time both."""
+    # What the tests' enable_custom_integrations does: custom integrations are found.
+    hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
     assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(hass, "conversation", {})
     entry = MockConfigEntry(
