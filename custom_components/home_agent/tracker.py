@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
@@ -444,15 +444,12 @@ class SessionTracker:
         self._schedule_expiry_timer()
 
     def _arm_restored(self, expiries: list[tuple[float, str]]) -> None:
-        """Arm restored sessions at once: `expiries` is sorted, so it already is a heap."""
+        """Arm restored sessions at once (`expiries` comes sorted from the index)."""
         if self._closed or not expiries:
             return
         self._timers.update((cid, when) for when, cid in expiries)
-        if self._expiry_heap:
-            for entry in expiries:
-                heappush(self._expiry_heap, entry)
-        else:
-            self._expiry_heap = expiries
+        self._expiry_heap.extend(expiries)
+        heapify(self._expiry_heap)  # linear, and next to nothing on a list already sorted
         self._schedule_expiry_timer()
 
     def _schedule_expiry_timer(self) -> None:
