@@ -25,7 +25,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
-from custom_components.home_agent.backend import AgentBackend, Answer
+from custom_components.home_agent.backend import AgentBackend
 from custom_components.home_agent.session import Exchange, Session
 
 _LOGGER = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class NaiveAgentEntity(conversation.ConversationEntity):
     ) -> conversation.ConversationResult:
         """Answer a turn within the device's (or user's) conversation."""
 
-        async def answer(conversation_id: str) -> Answer:
+        async def answer(conversation_id: str) -> Any:
             history = self._history.setdefault(conversation_id, deque(maxlen=self._max_turns))
             now = dt_util.utcnow()
             session = Session(

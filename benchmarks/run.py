@@ -10,6 +10,7 @@ directory. See benchmarks/README.md for what each row measures.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from dataclasses import dataclass
 import logging
@@ -22,7 +23,7 @@ from homeassistant.const import __version__ as HA_VERSION
 
 from custom_components.home_agent.const import SAVE_DELAY
 
-from . import pipeline, restore, streaming, turns, writes
+from . import pipeline, restore, sensors, streaming, turns, writes
 from .harness import Spread, home_assistant
 
 TURNS = 20_000
@@ -164,6 +165,30 @@ async def _async_restore_rows() -> list[Row]:
     return rows
 
 
+async def _async_sensor_rows() -> list[Row]:
+    """Measure (f), the set-up of an agent whose sessions have thousands of keys."""
+    rows = []
+    for keys in sensors.KEYS:
+        async with home_assistant() as hass:
+            ours = await sensors.async_home_agent(hass, keys)
+        rows += [
+            Row(
+                f"g. set-up until every key's session sensor exists, {keys:,} keys "
+                "(first / reload)",
+                f"{ours.first_seconds:,.2f} / {ours.reload_seconds:,.2f} s",
+                "—",
+                "—",
+            ),
+            Row(
+                f"g. largest event-loop block, same set-ups, {keys:,} keys (first / reload)",
+                f"{ours.first_block_milliseconds:,.0f} / {ours.reload_block_milliseconds:,.0f} ms",
+                "—",
+                "—",
+            ),
+        ]
+    return rows
+
+
 async def _async_pipeline_rows() -> tuple[list[Row], list[str]]:
     """Measure (d), Home Agent's own overhead per turn through a real pipeline run."""
     times = await pipeline.async_measure(PIPELINE_TURNS)
@@ -274,8 +299,8 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def async_main() -> None:
-    """Measure everything and print the table."""
+async def async_main(only: str | None = None) -> None:
+    """Measure everything (or one group of rows: `only`) and print the table."""
     # Only errors: a test instance has no ffmpeg and loads an untested custom integration.
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("haffmpeg").setLevel(logging.CRITICAL)
@@ -285,15 +310,21 @@ async def async_main() -> None:
     load = os.getloadavg()[0]
     rows: list[Row] = []
     details: list[str] = []
-    if "--streaming" not in sys.argv[1:]:
+    if only in (None, "turns"):
         rows += await _async_turn_rows()
+    if only in (None, "writes"):
         rows += await _async_write_rows()
+    if only in (None, "restore"):
         rows += await _async_restore_rows()
+    if only in (None, "pipeline"):
         pipeline_rows, details = await _async_pipeline_rows()
         rows += pipeline_rows
-    streaming_rows, streaming_details = await _async_streaming_rows()
-    rows += streaming_rows
-    details += streaming_details
+    if only in (None, "sensors"):
+        rows += await _async_sensor_rows()
+    if only in (None, "streaming"):
+        streaming_rows, streaming_details = await _async_streaming_rows()
+        rows += streaming_rows
+        details += streaming_details
     print(
         f"Home Assistant {HA_VERSION}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (load average {load:.1f} at the start, "
@@ -308,4 +339,10 @@ async def async_main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(async_main())
+    parser = argparse.ArgumentParser(description="Measure Home Agent against the naive plan.")
+    parser.add_argument(
+        "--only",
+        choices=("turns", "writes", "restore", "pipeline", "sensors", "streaming"),
+        help="measure one group of rows (a, b, c, d, f or g)",
+    )
+    asyncio.run(async_main(parser.parse_args().only))

@@ -74,11 +74,12 @@ def owner_of(
     return KeyOwner(device=device, user=user_name(hass, user_id) if user_id else None)
 
 
-async def async_key_owner(hass: HomeAssistant, session_key: str) -> KeyOwner:
-    """Return the display names behind a key, looking up account names if needed."""
-    if user_id := key_parts(session_key).get(USER):
+async def async_key_owners(hass: HomeAssistant, session_keys: list[str]) -> list[KeyOwner]:
+    """Return the owners of many keys, looking up each account's name once."""
+    users = {user for key in session_keys if (user := key_parts(key).get(USER))}
+    for user_id in users:
         await async_remember_user_name(hass, user_id)
-    return key_owner(hass, session_key)
+    return [key_owner(hass, key) for key in session_keys]
 
 
 async def async_remember_user_name(hass: HomeAssistant, user_id: str) -> None:

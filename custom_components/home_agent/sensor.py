@@ -23,7 +23,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
 from .metric_sensors import metric_sensors
-from .owners import KeyOwner, async_key_owner, has_owner, session_sensor_unique_id
+from .owners import KeyOwner, async_key_owners, has_owner, session_sensor_unique_id
 from .session import Session
 from .tracker import SessionChange, SessionListener, SessionTracker
 
@@ -37,6 +37,9 @@ SESSION_ATTRIBUTES = ("turns", "started_at", "last_activity", "expires_at")
 # What the count sensor lists per session, for the most recently active ones only.
 LISTED_ATTRIBUTES = ("session_key", "device_id", "satellite_id", *SESSION_ATTRIBUTES)
 MAX_LISTED_SESSIONS = 20
+# Key sensors added per event-loop iteration: adding one takes Home Assistant about half a
+# millisecond, so thousands of keys are added in steps that never hold the loop for long.
+SENSOR_BATCH = 50
 
 ACTIVE_SESSIONS = SensorEntityDescription(
     key="active_sessions",
@@ -130,11 +133,18 @@ class KeySessionSensors:
         ]
         # Claimed before the name lookups, so a concurrent change does not add a twin.
         self._known.update(new)
-        owners = await asyncio.gather(*(async_key_owner(self.hass, key) for key in new))
-        self._async_add_entities(
-            SessionSensor(self.entry, self, key, owner)
-            for key, owner in zip(new, owners, strict=True)
-        )
+        owners = await async_key_owners(self.hass, new)
+        for start in range(0, len(new), SENSOR_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            self._async_add_entities(
+                SessionSensor(self.entry, self, key, owner)
+                for key, owner in zip(
+                    new[start : start + SENSOR_BATCH],
+                    owners[start : start + SENSOR_BATCH],
+                    strict=True,
+                )
+            )
 
 
 class ActiveSessionsSensor(HomeAgentEntity, SensorEntity):
