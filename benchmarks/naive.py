@@ -21,10 +21,12 @@ from typing import Any
 from homeassistant.components import conversation
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import intent
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
+from custom_components.home_agent.api import TurnStats
 from custom_components.home_agent.backend import AgentBackend
 from custom_components.home_agent.session import Exchange, Session
 
@@ -179,12 +181,12 @@ class NaiveAgentEntity(conversation.ConversationEntity):
         """Answer in any language."""
         return MATCH_ALL
 
-    async def async_process(
-        self, user_input: conversation.ConversationInput
+    async def _async_handle_message(
+        self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
     ) -> conversation.ConversationResult:
         """Answer a turn within the device's (or user's) conversation."""
 
-        async def answer(conversation_id: str) -> Any:
+        async def answer(conversation_id: str) -> intent.IntentResponse:
             history = self._history.setdefault(conversation_id, deque(maxlen=self._max_turns))
             now = dt_util.utcnow()
             session = Session(
@@ -198,18 +200,23 @@ class NaiveAgentEntity(conversation.ConversationEntity):
                 expires_at=now,
                 transcript=history,
             )
-            reply = await self._backend.async_answer(user_input, session)
-            history.append(Exchange(user_input.text, reply.speech))
-            return reply
+            start = len(chat_log.content)
+            response = await self._backend.async_answer(user_input, chat_log, session, TurnStats())
+            speech = next((c.content for c in reversed(chat_log.content[start:]) if c.content), "")
+            history.append(Exchange(user_input.text, speech))
+            if response is None:
+                response = intent.IntentResponse(language=user_input.language)
+                response.async_set_speech(speech)
+            return response
 
-        conversation_id, reply = await async_naive_turn(
+        conversation_id, response = await async_naive_turn(
             self._manager,
             answer,
             device_id=user_input.device_id,
             user_id=user_input.context.user_id,
         )
         return conversation.ConversationResult(
-            response=reply.response,
+            response=response,
             conversation_id=conversation_id,
-            continue_conversation=reply.continue_conversation,
+            continue_conversation=chat_log.continue_conversation,
         )

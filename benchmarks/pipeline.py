@@ -189,7 +189,8 @@ async def _async_set_up(hass: HomeAssistant, fake: FakeOpenAI) -> None:
     settings = entry_settings(loaded["Home Agent"])
     naive = NaiveAgentEntity(
         ConversationSessionManager(hass),
-        OpenAICompatibleBackend(hass, settings),
+        # The same backend, its history bounds only (it keeps no sessions of its own).
+        OpenAICompatibleBackend(hass, settings, loaded["Home Agent"].runtime_data.tracker),
         int(settings[CONF_HISTORY_MAX_TURNS]),
     )
     await hass.data[DATA_COMPONENT].async_add_entities([_EchoAgentEntity(), naive])
@@ -239,7 +240,7 @@ async def _async_measure(turns: int) -> PipelineTimes:
         async def round_trip() -> None:
             async with http.post(url, json=last_body, headers=headers) as response:
                 response.raise_for_status()
-                await response.json()
+                await response.read()  # the whole (streamed) reply
 
         samples: dict[str, list[int]] = {name: [] for name in (*satellites, ROUND_TRIP)}
         for _ in range(WARM_UP + turns):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import logging
 import os
 import platform
-import sys
 import time
 
 from homeassistant.const import __version__ as HA_VERSION
