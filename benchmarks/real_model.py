@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator
+import contextlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 import json
@@ -193,10 +194,13 @@ class Recorder:
             )
             await response.prepare(request)
             received = bytearray()
-            async for piece in upstream.content.iter_any():
-                received += piece
-                await response.write(piece)
-            await response.write_eof()
+            # A client may close as soon as it has read `[DONE]`, before the last chunk's
+            # terminator: the reply is complete all the same.
+            with contextlib.suppress(ConnectionResetError):
+                async for piece in upstream.content.iter_any():
+                    received += piece
+                    await response.write(piece)
+                await response.write_eof()
         if chat:
             await asyncio.sleep(0.2)  # the server logs its timings as the reply ends
             self.exchanges.append(_exchange(json.loads(raw), bytes(received), self._log(offset)))

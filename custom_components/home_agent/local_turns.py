@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components import conversation
+from homeassistant.components.conversation import chat_log as chat_log_module
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import chat_session
 
@@ -23,12 +24,10 @@ from .const import LOGGER
 from .memory import local_exchanges
 from .session import Exchange
 
-try:  # Home Assistant 2025.12+
-    from homeassistant.components.conversation.chat_log import (  # type: ignore[attr-defined,unused-ignore]
-        async_subscribe_chat_logs,
-    )
-except ImportError:  # pragma: no cover - depends on the release
-    async_subscribe_chat_logs = None
+# Home Assistant 2025.12+ announces every chat log's changes.
+async_subscribe_chat_logs: Callable[..., CALLBACK_TYPE] | None = getattr(
+    chat_log_module, "async_subscribe_chat_logs", None
+)
 
 type LocalTurnRecorder = Callable[[str, list[Exchange]], None]
 
