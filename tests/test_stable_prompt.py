@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import itertools
 import json
 from typing import Any
 
@@ -12,8 +13,14 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+from custom_components.home_agent.const import (
+    CONF_HISTORY_MAX_TURNS,
+    CONF_SESSION_SCOPE,
+    CONF_SESSION_TIMEOUT,
+)
+
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data
+from .helpers import AGENT_ENTITY_ID, converse, make_device, openai_agent_data
 from .pipeline_runs import async_setup_demo_lights, async_voice
 
 # What may differ after the shared prefix beyond the new words and the previous reply:
@@ -77,3 +84,24 @@ async def test_six_turns_share_their_prefix_and_tools(
         assert added <= len(sentence) + len(run.speech) + SLACK, (added, after[shared:])
         # The shared part covers the whole earlier conversation, not just the system prompt.
         assert shared >= len(before) - len(previous.messages[-1]["content"]) - SLACK
+
+
+@pytest.mark.parametrize(
+    "agent_options",
+    [{CONF_SESSION_TIMEOUT: 3600, CONF_SESSION_SCOPE: "device", CONF_HISTORY_MAX_TURNS: 8}],
+)
+async def test_a_full_history_drops_a_quarter_at_once(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+) -> None:
+    """The oldest exchanges leave in a group, so the history's start rarely changes."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    for n in range(16):
+        await converse(hass, text=f"sentence {n}", device_id=kitchen)
+
+    firsts = [r.messages[1]["content"] for r in fake_openai.chat_requests[1:]]
+    changes = sum(1 for a, b in itertools.pairwise(firsts) if a != b)
+    # One exchange leaving per turn would change it on each of the last 7 steps.
+    assert changes <= 4
+    assert all(len(r.messages) - 2 <= 2 * 8 for r in fake_openai.chat_requests)

@@ -48,6 +48,7 @@ from .const import (
     SAVE_RETRY_DELAY,
     SessionScope,
 )
+from .history import LOW_WATER
 from .keys import bounded
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore, Snapshot, StoredTranscripts
@@ -325,8 +326,10 @@ class SessionTracker:
             return  # cleared or expired while the turn was being answered
         session.turns += 1
         if exchange is not None:
-            if len(session.transcript) == session.transcript.maxlen:
-                self._retire(session, 1)
+            if (limit := session.transcript.maxlen) and len(session.transcript) == limit:
+                # A quarter leaves at once, not one per turn: the start of the history (and
+                # a model server's prompt cache) changes every few turns only.
+                self._retire(session, limit - int(limit * LOW_WATER))
             # Half an emoji from a cut stream cannot be saved as JSON: store what can be.
             session.transcript.append(sanitize_exchange(exchange))
         self._touch(session)
