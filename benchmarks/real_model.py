@@ -55,9 +55,12 @@ from custom_components.home_agent.const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_BASE_URL,
+    CONF_HISTORY_MAX_TURNS,
     CONF_LLM_HASS_API,
     CONF_MODEL,
+    DEFAULT_HISTORY_MAX_TOKENS,
     DOMAIN,
+    MAX_HISTORY_MAX_TURNS,
 )
 
 from .harness import home_assistant
@@ -366,6 +369,8 @@ async def _async_home_agent(hass: HomeAssistant, base_url: str) -> str:
             CONF_MODEL: MODEL,
             CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
         },
+        # Many exchanges kept, so the token budget (its default) is what bounds the history.
+        options={CONF_HISTORY_MAX_TURNS: MAX_HISTORY_MAX_TURNS},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -418,10 +423,12 @@ def _report(turns: list[Turn]) -> str:
             f"{'yes' if turn.evaluated <= limit else '**no**'} |"
         )
     peak = max(turns, key=lambda t: t.history_tokens)
+    fits = "yes" if peak.history_tokens <= DEFAULT_HISTORY_MAX_TOKENS else "**no**"
     lines.append(
         f"| history tokens over {len(turns)} turns: largest (turn {peak.number}, "
         f"{peak.history_exchanges} exchanges) / last | {peak.history_tokens} / "
-        f"{turns[-1].history_tokens} | under the budget | — |"
+        f"{turns[-1].history_tokens} | ≤ {DEFAULT_HISTORY_MAX_TOKENS:,} (the default "
+        f"`history_max_tokens`) | {fits} |"
     )
     follow_ups = [t.evaluated for t in turns[1:] if t.evaluated is not None]
     if follow_ups:

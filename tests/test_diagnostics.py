@@ -78,6 +78,21 @@ async def test_diagnostics_redact_secrets_and_leave_out_transcripts(
     }
     assert diagnostics["active_sessions"] == 2
     kitchen_summary = next(s for s in diagnostics["sessions"] if s["device_id"] == kitchen)
-    assert kitchen_summary == {**kitchen_session.summary(), "remembered_turns": 2}
+    assert kitchen_summary == {
+        **kitchen_session.summary(),
+        "remembered_turns": 2,
+        "tool_calls_remembered": 0,
+        "local_turns_remembered": 0,
+        "has_summary": False,
+        "waiting_for_summary": 0,
+    }
+    # The last turn's cost, never its words.
+    assert set(diagnostics["last_turn"]) == {
+        "first_text",
+        "reply",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+    }
     assert set(diagnostics["storage"]) == {"save_pending", "writes"}
     assert diagnostics["storage"]["save_pending"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -49,9 +50,22 @@ async def async_get_config_entry_diagnostics(
         },
         "active_sessions": len(sessions),
         "sessions": [
-            {**session.summary(), "remembered_turns": len(session.transcript)}
+            {
+                **session.summary(),
+                "remembered_turns": len(session.transcript),
+                "tool_calls_remembered": sum(
+                    len(round_.calls)
+                    for exchange in session.transcript
+                    for round_ in exchange.rounds
+                ),
+                "local_turns_remembered": sum(e.local for e in session.transcript),
+                # Whether there is a summary, and how much waits for it; never its text.
+                "has_summary": session.recap is not None,
+                "waiting_for_summary": len(session.recap_pending),
+            }
             for session in sessions
         ],
+        "last_turn": dataclasses.asdict(entry.runtime_data.metrics.last),
         "storage": {
             "save_pending": tracker.store.save_pending,
             "writes": tracker.store.writes,
