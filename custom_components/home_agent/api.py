@@ -130,6 +130,8 @@ class TurnStats:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None
+    # What the turn's user message carried besides the words (the time), for the transcript.
+    facts: str | None = None
 
     def add_usage(self, prompt: Any, completion: Any, cached: Any) -> None:
         """Add a request's token counts (values that are not counts are ignored)."""

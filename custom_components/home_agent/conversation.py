@@ -223,7 +223,7 @@ class HomeAgentConversationEntity(
             response.async_set_speech(speech)
         else:
             speech = response.speech.get("plain", {}).get("speech") or speech
-        return response, Exchange(user_input.text, speech, turn_rounds(added))
+        return response, Exchange(user_input.text, speech, turn_rounds(added), facts=stats.facts)
 
     def _apology(
         self,

@@ -124,9 +124,16 @@ def round_messages(round_: ToolRound) -> list[dict[str, Any]]:
     ]
 
 
+def with_facts(text: str, facts: str | None) -> str:
+    """Return a user message with the facts of its turn (the same way every time)."""
+    return f"{text}\n\n({facts})" if facts else text
+
+
 def exchange_messages(exchange: Exchange) -> list[dict[str, Any]]:
     """Return one exchange as OpenAI chat messages, tool rounds included."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": exchange.user}]
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": with_facts(exchange.user, exchange.facts)}
+    ]
     for round_ in exchange.rounds:
         messages.extend(round_messages(round_))
     messages.append({"role": "assistant", "content": exchange.assistant})

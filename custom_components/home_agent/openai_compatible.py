@@ -27,7 +27,7 @@ from .const import (
 )
 from .history import TokenEstimator, exchanges_over_budget
 from .llm_tools import async_get_toolbox
-from .memory import history_messages, json_text, live_messages
+from .memory import history_messages, json_text, live_messages, with_facts
 from .prompt import async_system_prompt, async_turn_facts
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
@@ -96,7 +96,7 @@ class OpenAICompatibleBackend:
             {"role": "system", "content": _with_recap(system_prompt, session.recap)},
             *history_messages(session.transcript),
         ]
-        facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
+        facts = stats.facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
         turn_start = _last_user_index(chat_log)
         request: dict[str, Any] = {
             "temperature": self._settings[CONF_TEMPERATURE],
@@ -150,11 +150,11 @@ def _with_recap(system_prompt: str, recap: str | None) -> str:
 
 
 def _with_facts(messages: list[dict[str, Any]], facts: str | None) -> list[dict[str, Any]]:
-    """Add this turn's facts (such as the time) to its user message, never to the history."""
+    """Add this turn's facts (such as the time) to its user message, not to the system prompt."""
     if not facts or not messages or messages[0]["role"] != "user":
         return messages
     first = messages[0]
-    return [{**first, "content": f"{first['content']}\n\n({facts})"}, *messages[1:]]
+    return [{**first, "content": with_facts(first["content"], facts)}, *messages[1:]]
 
 
 def _last_user_index(chat_log: ChatLog) -> int:

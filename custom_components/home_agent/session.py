@@ -36,6 +36,9 @@ class Exchange(NamedTuple):
     # True when Home Assistant answered the turn itself (a local intent, a sentence
     # trigger) and Home Agent only recorded it.
     local: bool = False
+    # What the user message carried for that turn only (the time, on releases without a
+    # date/time tool): sent again with it, so later requests repeat the earlier one exactly.
+    facts: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -211,24 +214,23 @@ def sanitize_exchange(exchange: Exchange) -> Exchange:
             for r in exchange.rounds
         ),
         exchange.local,
+        None if exchange.facts is None else sanitize_text(exchange.facts),
     )
 
 
 def encode_exchange(exchange: Exchange) -> list[Any]:
-    """Return the stored form: [user, assistant], plus [rounds, local] when there are any.
+    """Return the stored form: [user, assistant], plus [rounds, local(, facts)] when needed.
 
     A round is [text, calls] and a call [id, name, arguments, result]: lists parse faster
     than objects, and most exchanges are the two texts alone.
     """
-    user, assistant, rounds, local = exchange
-    if not rounds and not local:
+    user, assistant, rounds, local, facts = exchange
+    if not rounds and not local and facts is None:
         return [user, assistant]
-    return [
-        user,
-        assistant,
-        [[r.text, [list(c) for c in r.calls]] for r in rounds],
-        local,
-    ]
+    encoded = [user, assistant, [[r.text, [list(c) for c in r.calls]] for r in rounds], local]
+    if facts is not None:
+        encoded.append(facts)
+    return encoded
 
 
 def decode_transcript(raw: Any) -> list[Exchange]:
@@ -240,7 +242,7 @@ def decode_transcript(raw: Any) -> list[Exchange]:
 
 def _decode_exchange(item: Any, n: int) -> Exchange:
     """Rebuild one stored exchange."""
-    if type(item) is not list or not 2 <= len(item) <= 4:
+    if type(item) is not list or not 2 <= len(item) <= 5:
         raise Unreadable(f"transcript entry {n} is not an exchange")
     user, assistant = item[0], item[1]
     # A delegate may answer with no speech at all: that is an empty reply.
@@ -251,10 +253,13 @@ def _decode_exchange(item: Any, n: int) -> Exchange:
     if len(item) == 2:
         return Exchange(user, assistant)
     rounds = item[2] if item[2] is not None else []
-    local = item[3] if len(item) == 4 else False
+    local = item[3] if len(item) >= 4 else False
+    facts = item[4] if len(item) == 5 else None
     if type(rounds) is not list or type(local) is not bool:
         raise Unreadable(f"transcript entry {n} has malformed tool rounds")
-    return Exchange(user, assistant, tuple(_decode_round(r, n) for r in rounds), local)
+    if facts is not None and type(facts) is not str:
+        raise Unreadable(f"transcript entry {n} has facts that are not text")
+    return Exchange(user, assistant, tuple(_decode_round(r, n) for r in rounds), local, facts)
 
 
 def _decode_round(raw: Any, n: int) -> ToolRound:
