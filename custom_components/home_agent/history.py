@@ -1,7 +1,8 @@
 """The history a model is sent: a token budget, estimated without a tokenizer.
 
-Tokens are estimated from characters; the ratio starts at a typical 4 characters per
-token and learns from the prompt tokens the server reports. When the transcript
+Tokens are estimated from characters; the ratio starts at a cautious 3 characters per
+token (small models' tokenizers make more tokens of English than OpenAI's, about 4) and
+learns from the prompt tokens the server reports. When the transcript
 outgrows the budget, the oldest exchanges leave — enough of them to get well under it,
 so the start of the history (and a server's prompt cache) changes rarely.
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from .memory import exchange_messages, json_text
 from .session import Exchange
 
-DEFAULT_CHARS_PER_TOKEN = 4.0
+DEFAULT_CHARS_PER_TOKEN = 3.0
 # Bounds of a learned ratio (a server reporting nonsense must not disable the budget).
 MIN_CHARS_PER_TOKEN = 1.5
 MAX_CHARS_PER_TOKEN = 8.0
