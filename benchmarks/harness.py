@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 import datetime as dt
 import os
+from pathlib import Path
 import statistics
 import tempfile
 from typing import Any
@@ -22,6 +23,8 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
     async_test_home_assistant,
 )
+
+from custom_components.home_agent import storage as home_agent_storage
 
 type Clock = FrozenDateTimeFactory | StepTickTimeFactory | TickingDateTimeFactory
 
@@ -64,16 +67,30 @@ class Writes:
 
 @contextmanager
 def counting_writes() -> Iterator[Writes]:
-    """Count every Store write that reached the disk, and the bytes of the file written."""
+    """Count every save that reached the disk, and the bytes of the files written.
+
+    Home Agent writes its index and transcripts itself (one save = both files); the naive
+    plan writes through Store.
+    """
     writes = Writes()
     original = Store._async_write_data
+    original_save = home_agent_storage._write
 
     async def counted(store: Store[Any], *args: Any) -> None:
         await original(store, *args)
         writes.count += 1
         writes.bytes += await store.hass.async_add_executor_job(os.path.getsize, store.path)
 
-    with patch.object(Store, "_async_write_data", counted):
+    def counted_save(path: Path, *args: Any) -> None:
+        original_save(path, *args)  # in the executor: plain file sizes are safe to read
+        writes.count += 1
+        transcripts = Path(f"{path}{home_agent_storage.TRANSCRIPTS_SUFFIX}")
+        writes.bytes += path.stat().st_size + transcripts.stat().st_size
+
+    with (
+        patch.object(Store, "_async_write_data", counted),
+        patch.object(home_agent_storage, "_write", counted_save),
+    ):
         yield writes
 
 

@@ -49,6 +49,11 @@ def _answers() -> dict[str, Any]:
         }
         if model := os.environ.get("HOME_AGENT_MODEL"):
             answers["model"] = model
+        # HOME_AGENT_LLM_API: comma-separated LLM APIs ("" for a chat-only agent).
+        if (apis := os.environ.get("HOME_AGENT_LLM_API")) is not None:
+            answers["llm_hass_api"] = [api for api in apis.split(",") if api]
+        if temperature := os.environ.get("HOME_AGENT_TEMPERATURE"):
+            answers["temperature"] = float(temperature)
         return answers
     return {
         "name": os.environ.get("HOME_AGENT_NAME") or DELEGATE_NAME,
