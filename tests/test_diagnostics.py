@@ -81,7 +81,10 @@ async def test_diagnostics_redact_secrets_and_leave_out_transcripts(
     assert kitchen_summary == {
         **kitchen_session.summary(),
         "remembered_turns": 2,
-        "tool_calls_remembered": 0,
+        # What the built-in agent did is remembered as tool calls on newer releases.
+        "tool_calls_remembered": sum(
+            len(round_.calls) for e in kitchen_session.transcript for round_ in e.rounds
+        ),
         "local_turns_remembered": 0,
         "has_summary": False,
         "waiting_for_summary": 0,
