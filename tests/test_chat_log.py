@@ -34,6 +34,7 @@ from .fake_openai import FakeOpenAI
 from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, openai_agent_data, setup_entry
 from .pipeline_runs import (
     BED_LIGHT,
+    Voice,
     async_setup_assist_pipeline,
     async_setup_demo_lights,
     async_tool_name,
@@ -47,6 +48,22 @@ LAPSE = timedelta(minutes=11)
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent pointed at the fake server, with the Assist API."""
     return openai_agent_data(fake_openai.base_url)
+
+
+async def _voice_with_lights(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+) -> tuple[Voice, str]:
+    """Return a voice pipeline answered by Home Agent, with demo lights, and a satellite."""
+    await async_setup_demo_lights(hass)
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    return voice, make_device(hass, "Kitchen satellite")
+
+
+async def _script_turn_on(hass: HomeAssistant, fake: FakeOpenAI) -> str:
+    """Script the model's call of HassTurnOn for the bed light; return the tool's name."""
+    turn_on = await async_tool_name(hass, "HassTurnOn")
+    fake.tool_call(turn_on, {"name": "Bed Light"}, call_id="call_on")
+    return turn_on
 
 
 async def _lapse(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
@@ -64,11 +81,8 @@ async def test_tool_calls_are_remembered_after_the_chat_session_lapsed(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """'Switch on the light over the counter' … 11 minutes … 'turn it off again' knows 'it'."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    kitchen = make_device(hass, "Kitchen satellite")
-    turn_on = await async_tool_name(hass, "HassTurnOn")
-    fake_openai.tool_call(turn_on, {"name": "Bed Light"}, call_id="call_on")
+    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    turn_on = await _script_turn_on(hass, fake_openai)
     fake_openai.reply("Done, the bed light is on.")
     fake_openai.reply("It is off again.")
 
@@ -101,11 +115,8 @@ async def test_tool_calls_survive_a_restart(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The tool round of an exchange is on disk and sent again after a restart."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    kitchen = make_device(hass, "Kitchen satellite")
-    turn_on = await async_tool_name(hass, "HassTurnOn")
-    fake_openai.tool_call(turn_on, {"name": "Bed Light"}, call_id="call_on")
+    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    turn_on = await _script_turn_on(hass, fake_openai)
     fake_openai.reply("The bed light is on.")
     await voice.say("turn on the bed light", kitchen)
     await voice.client.close()
@@ -210,11 +221,8 @@ async def test_the_pipeline_shows_home_agents_tool_calls(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The run's events (the Assist debug view) carry the tool call and its result."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    kitchen = make_device(hass, "Kitchen satellite")
-    turn_on = await async_tool_name(hass, "HassTurnOn")
-    fake_openai.tool_call(turn_on, {"name": "Bed Light"}, call_id="call_on")
+    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    turn_on = await _script_turn_on(hass, fake_openai)
     fake_openai.reply("The bed light is on.")
 
     run = await voice.say("turn on the bed light", kitchen)

@@ -193,18 +193,9 @@ class SessionStore:
                 reason,
                 err.strerror or type(err).__name__,
             )
-            ir.async_create_issue(
-                self._hass,
-                DOMAIN,
-                f"storage_unreadable_{self._entry_id}",
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_NOT_KEPT,
-                translation_placeholders={
-                    "path": path,
-                    "reason": reason,
-                    "error": err.strerror or type(err).__name__,
-                },
+            self._report(
+                ISSUE_NOT_KEPT,
+                {"path": path, "reason": reason, "error": err.strerror or type(err).__name__},
             )
             return
         LOGGER.error(
@@ -214,14 +205,18 @@ class SessionStore:
             reason,
             backup,
         )
+        self._report(ISSUE_UNREADABLE, {"path": backup, "reason": reason})
+
+    def _report(self, translation_key: str, placeholders: dict[str, str]) -> None:
+        """Raise the agent's repair issue about its unreadable storage."""
         ir.async_create_issue(
             self._hass,
             DOMAIN,
             f"storage_unreadable_{self._entry_id}",
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_UNREADABLE,
-            translation_placeholders={"path": backup, "reason": reason},
+            translation_key=translation_key,
+            translation_placeholders=placeholders,
         )
 
     # --- saving -----------------------------------------------------------
