@@ -31,7 +31,7 @@ from custom_components.home_agent.const import (
     CONF_SESSION_TIMEOUT,
     DOMAIN,
 )
-from custom_components.home_agent.redact import redact_url
+from custom_components.home_agent.redact import redact_url, url_credentials
 
 from .helpers import converse, make_device, setup_entry
 
@@ -322,3 +322,19 @@ async def test_removing_an_agent_leaves_no_file_and_no_repair_behind(
     finally:
         for leftover in storage_dir.glob(f"{DOMAIN}.*"):
             leftover.unlink()
+
+
+@pytest.mark.parametrize(
+    ("address", "shown", "has_credentials"),
+    [
+        ("http://user:pass@host:8080/v1?api-key=x#top", "http://host:8080/v1", True),
+        ("https://host/v1?api-version=2024", "https://host/v1", False),
+        ("http://[::1/v1", "**REDACTED**", False),  # not even an address: nothing shown
+    ],
+)
+def test_addresses_are_shown_without_credentials(
+    address: str, shown: str, has_credentials: bool
+) -> None:
+    """What logs and diagnostics show of an address, malformed ones included."""
+    assert redact_url(address) == shown
+    assert url_credentials(address) is has_credentials
