@@ -106,12 +106,14 @@ class OpenAICompatibleBackend:
             request["model"] = model
         if tools:
             request["tools"] = tools
+        # The server counts the tools' definitions as prompt tokens too.
+        tools_chars = len(json_text(tools)) if tools else 0
         sent_chars = 0
         for _ in range(MAX_TOOL_ITERATIONS):
             messages = [*earlier, *_with_facts(live_messages(chat_log.content[turn_start:]), facts)]
             LOGGER.debug("Asking the model, %d messages: %s", len(messages), messages)
             payload = {**request, "messages": messages}
-            sent_chars += len(json_text(messages))
+            sent_chars += len(json_text(messages)) + tools_chars
             async for _content in chat_log.async_add_delta_content_stream(
                 user_input.agent_id, self._client.async_stream_chat(payload, stats)
             ):
