@@ -63,6 +63,8 @@ from .session import (
 )
 
 TRANSCRIPTS_SUFFIX = ".transcripts"
+# Transcript lines parsed per event-loop iteration at start-up.
+PARSE_CHUNK = 200
 ISSUE_UNREADABLE = "storage_unreadable"
 ISSUE_NOT_KEPT = "storage_unreadable_not_kept"
 
@@ -161,9 +163,13 @@ class SessionStore:
 
     async def async_load_transcripts(self, max_turns: int) -> StoredTranscripts:
         """Read the transcripts file (in the executor); report what cannot be read."""
-        stored = await self._hass.async_add_executor_job(
-            _read_transcripts, self.transcripts_path, max_turns
-        )
+        stored = StoredTranscripts()
+        # Only the file is read in the executor; its lines are parsed here, a few at a
+        # time, so no thread holds the interpreter (and the event loop) for long.
+        lines = await self._hass.async_add_executor_job(_read_lines, self.transcripts_path, stored)
+        for start in range(0, len(lines), PARSE_CHUNK):
+            _parse_lines(lines, start, min(start + PARSE_CHUNK, len(lines)), max_turns, stored)
+            await asyncio.sleep(0)
         if stored.unreadable is not None:
             await self.async_keep_aside(stored.unreadable, self.transcripts_path)
         elif stored.problems:
@@ -409,33 +415,40 @@ def _transcripts_generation(path: str) -> int:
     return generation if type(generation) is int else 0
 
 
-def _read_transcripts(path: str, max_turns: int) -> StoredTranscripts:
-    """Read the transcripts, one line at a time (other threads run between lines)."""
-    stored = StoredTranscripts()
+def _read_lines(path: str, stored: StoredTranscripts) -> list[bytes]:
+    """Return the session lines of the transcripts file (after a checked header)."""
     try:
-        file = open(path, "rb")  # noqa: SIM115 - read line by line below
+        with open(path, "rb") as file:
+            lines = file.read().splitlines()
     except FileNotFoundError:
-        return stored
+        return []
     except OSError as err:
         stored.unreadable = f"the file could not be read ({err.strerror or type(err).__name__})"
-        return stored
-    with file:
+        return []
+    try:
+        header = json_loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("version") != STORAGE_VERSION:
+        stored.unreadable = (
+            "the transcripts file has no known version"
+            if isinstance(header, dict)
+            else "the transcripts file has no valid first line"
+        )
+        return []
+    return lines[1:]
+
+
+def _parse_lines(
+    lines: list[bytes], start: int, end: int, max_turns: int, stored: StoredTranscripts
+) -> None:
+    """Parse lines `start` to `end` (session lines, numbered from 2 in the file)."""
+    for number in range(start, end):
         try:
-            header = json_loads(file.readline())
-            if not isinstance(header, dict) or header.get("version") != STORAGE_VERSION:
-                stored.unreadable = "the transcripts file has no known version"
-                return stored
-            for number, line in enumerate(file, 2):
-                try:
-                    _read_line(line, max_turns, stored.by_id)
-                except (ValueError, TypeError) as err:
-                    reason = str(err) if isinstance(err, Unreadable) else "not valid JSON"
-                    stored.problems.append(f"transcripts line {number}: {reason}")
-        except OSError as err:
-            stored.unreadable = f"the file could not be read ({err.strerror or err})"
-        except ValueError:
-            stored.unreadable = "the transcripts file has no valid first line"
-    return stored
+            _read_line(lines[number], max_turns, stored.by_id)
+        except (ValueError, TypeError) as err:
+            reason = str(err) if isinstance(err, Unreadable) else "not valid JSON"
+            stored.problems.append(f"transcripts line {number + 2}: {reason}")
 
 
 def _read_line(
