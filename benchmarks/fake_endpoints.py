@@ -33,6 +33,15 @@ def chunks(text: str = REPLY, count: int = CHUNKS) -> list[str]:
     return [text[bounds[i] : bounds[i + 1]] for i in range(count)]
 
 
+async def async_listen(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve `app` on a free port of 127.0.0.1; return its runner and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port: int = runner.addresses[0][1]
+    return runner, port
+
+
 @dataclass(slots=True)
 class Served:
     """When one reply's request arrived and its first and last chunk were written."""
@@ -71,10 +80,7 @@ class _Base:
         """Start listening."""
         app = web.Application()
         self._routes(app)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await async_listen(app)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

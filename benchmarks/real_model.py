@@ -63,6 +63,7 @@ from custom_components.home_agent.const import (
     MAX_HISTORY_MAX_TURNS,
 )
 
+from .fake_endpoints import async_listen
 from .harness import home_assistant
 from .websocket import async_connect, async_serving
 
@@ -142,10 +143,7 @@ class Recorder:
         self._session = ClientSession(timeout=ClientTimeout(total=600))
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await async_listen(app)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

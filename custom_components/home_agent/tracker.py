@@ -372,12 +372,6 @@ class SessionTracker:
         ):
             self._touch(session)  # its timer ran out during the turn
 
-    @callback
-    def async_keep_alive(self, session: Session) -> None:
-        """Extend a session without counting a turn."""
-        if self._sessions.get(session.conversation_id) is session:
-            self._touch(session)
-
     async def async_clear(
         self, sessions: Iterable[Session], reason: str, context: Context | None = None
     ) -> int:
