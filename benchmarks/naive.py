@@ -198,8 +198,8 @@ class NaiveAgentEntity(conversation.ConversationEntity):
                 started_at=now,
                 last_activity=now,
                 expires_at=now,
-                transcript=history,
             )
+            session.transcript = history
             start = len(chat_log.content)
             response = await self._backend.async_answer(user_input, chat_log, session, TurnStats())
             speech = next((c.content for c in reversed(chat_log.content[start:]) if c.content), "")

@@ -1,14 +1,16 @@
 """(c) Start-up restore of 10,000 sessions (load + timers re-armed), and memory per session.
 
 Also the largest event-loop block while restoring (a ticker task records the longest gap
-between its wake-ups) and the time until every transcript is attached (they are read in
-the background after the timers are armed), at 10,000 and 20,000 sessions.
+between its wake-ups), the time until every transcript is attached (they are read in the
+background after the timers are armed), at 10,000 and 20,000 sessions, and what the
+interpreter's garbage collector has to walk: the container objects a restored session keeps,
+and any full collection that fell inside a restore (it walks every object of the process,
+Home Assistant's own included, and blocks the loop while it does).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +52,11 @@ class Restore:
     complete_milliseconds: float = 0.0
     # The longest the event loop was blocked during any restore, start to complete.
     max_block_milliseconds: float = 0.0
+    # Container objects (those the garbage collector walks) kept per restored session.
+    objects_per_session: float = 0.0
+    # Full (oldest-generation) collections during the restores, and the longest of them.
+    full_collections: int = 0
+    full_collection_milliseconds: float = 0.0
 
 
 async def _async_seed_home_agent(
@@ -72,8 +79,9 @@ async def _async_seed_home_agent(
             last_activity=last_activity,
             expires_at=last_activity + timedelta(hours=1),
             turns=exchanges,
-            transcript=deque([EXCHANGE] * exchanges),
+            max_turns=10,
         )
+        session.transcript.extend([EXCHANGE] * exchanges)
         tracker._add(session)
     await tracker.store.async_flush()
 
@@ -92,6 +100,35 @@ async def _async_seed_naive(hass: HomeAssistant) -> None:
     }
     store: Store[dict[str, Any]] = Store(hass, 1, STORAGE_KEY)
     await store.async_save({"sessions": sessions})
+
+
+class FullCollections:
+    """Count the interpreter's full garbage collections while active, and time them."""
+
+    def __init__(self) -> None:
+        """Start with none seen."""
+        self.count = 0
+        self.longest = 0.0
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        """Time each collection of the oldest generation."""
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+    def __enter__(self) -> FullCollections:
+        """Start watching."""
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop watching."""
+        gc.callbacks.remove(self._callback)
 
 
 class Ticker:
@@ -128,19 +165,22 @@ async def _async_measure(
     release: Callable[[Any], Awaitable[None]],
     complete: Callable[[Any], Awaitable[None]] | None = None,
     sessions: int = SESSIONS,
+    check: Callable[[Any], None] | None = None,
 ) -> Restore:
     """Time `restore` REPEATS times, then trace the memory one restore keeps.
 
     The best time is reported: a start-up happens once, and what other processes do to
-    the machine meanwhile is not the restore's cost.
+    the machine meanwhile is not the restore's cost. `check` looks at what was restored
+    after each measured window.
     """
     timings = []
     completions = []
     max_block = 0.0
+    collections = FullCollections()
     for _ in range(REPEATS):
         gc.collect()
         await asyncio.sleep(0.01)  # let the ticker settle
-        with Ticker() as ticker:
+        with Ticker() as ticker, collections:
             await asyncio.sleep(0.005)
             start = time.perf_counter()
             restored = await restore()
@@ -150,15 +190,20 @@ async def _async_measure(
             completions.append((time.perf_counter() - start) * 1000)
             await asyncio.sleep(0.005)
         max_block = max(max_block, ticker.max_gap * 1000)
+        if check is not None:
+            check(restored)
         await release(restored)
         # Dropped before the next repeat's collection: a released tracker is cyclic
         # garbage, and collecting it inside the next repeat would be counted as its block.
         del restored
     gc.collect()
+    objects_before = len(gc.get_objects())
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         restored = await restore()
+        if complete is not None:
+            await complete(restored)
         # The loop still holds the finished load (the raw file data) until it runs on.
         for _ in range(3):
             await asyncio.sleep(0)
@@ -166,8 +211,17 @@ async def _async_measure(
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
+    objects = len(gc.get_objects()) - objects_before
     await release(restored)
-    return Restore(min(timings), kept / sessions, min(completions), max_block)
+    return Restore(
+        min(timings),
+        kept / sessions,
+        min(completions),
+        max_block,
+        objects / sessions,
+        collections.count,
+        collections.longest * 1000,
+    )
 
 
 async def async_home_agent(
@@ -191,12 +245,16 @@ async def async_home_agent(
 
     async def complete(tracker: SessionTracker) -> None:
         await tracker.async_transcripts_loaded()
+
+    def check(tracker: SessionTracker) -> None:
+        # Decoded here, outside the measured window: a session decodes its transcript when
+        # its first turn (or diagnostics) needs it.
         assert all(len(s.transcript) == exchanges for s in tracker.sessions)
 
     async def release(tracker: SessionTracker) -> None:
         await tracker.async_shutdown()
 
-    return await _async_measure(restore, release, complete, sessions)
+    return await _async_measure(restore, release, complete, sessions, check)
 
 
 async def async_naive(hass: HomeAssistant) -> Restore:

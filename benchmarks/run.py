@@ -139,6 +139,12 @@ async def _async_restore_rows() -> list[Row]:
                 f"{naive.bytes_per_session:,.0f} B",
                 _ratio(naive.bytes_per_session, ours.bytes_per_session),
             ),
+            Row(
+                f"c. objects the garbage collector walks, per session, {what}",
+                f"{ours.objects_per_session:,.1f}",
+                f"{naive.objects_per_session:,.1f}",
+                "—",
+            ),
         ]
     for sessions, exchanges in restore.BLOCK_SIZES:
         async with home_assistant() as hass:
@@ -159,6 +165,17 @@ async def _async_restore_rows() -> list[Row]:
                 "—",
                 f"≤ {TARGET_BLOCK_MILLISECONDS:.0f} ms",
                 _met(ours.max_block_milliseconds <= TARGET_BLOCK_MILLISECONDS),
+            ),
+            Row(
+                f"c. the interpreter's full garbage collections during those restores, {what}",
+                f"{ours.full_collections}"
+                + (
+                    f" (longest {ours.full_collection_milliseconds:,.0f} ms)"
+                    if ours.full_collections
+                    else ""
+                ),
+                "—",
+                "—",
             ),
         ]
     return rows

@@ -9,7 +9,6 @@ event-loop block is taken during each.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 import time
@@ -66,7 +65,7 @@ async def _async_seed(hass: HomeAssistant, entry_id: str, keys: int) -> None:
                 started_at=now,
                 last_activity=now,
                 expires_at=now + timedelta(hours=1),
-                transcript=deque(maxlen=10),
+                max_turns=10,
             )
         )
     await tracker.store.async_flush()

@@ -6,6 +6,7 @@ from datetime import timedelta
 import errno
 import json
 import os
+import threading
 from typing import Any
 from unittest.mock import patch
 
@@ -16,6 +17,7 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent, issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -23,6 +25,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.home_agent import storage
 from custom_components.home_agent.const import (
     CONF_AGENT_ID,
     CONF_BACKEND,
@@ -32,7 +35,7 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.session import Exchange, ToolCall, ToolRound
 
-from .helpers import async_restarted, converse, known_devices, setup_entry, tracker_of
+from .helpers import async_restarted, converse, known_devices, said, setup_entry, tracker_of
 from .storage_files import (
     index_path,
     stored_sessions,
@@ -190,6 +193,71 @@ async def test_tool_rounds_local_turns_and_recap_survive_a_restart(
     # A plain exchange is stored as its two texts.
     lines = transcripts_path(hass, setup_integration.entry_id).read_text().splitlines()
     assert json.loads(lines[1])[2][2] == ["thanks", "You're welcome."]
+
+
+async def test_a_transcript_nobody_used_since_a_restart_survives_the_next_one(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """A restored session that had no turn keeps its transcript through later saves."""
+    tracker = tracker_of(setup_integration)
+    quiet = tracker.async_resolve(None, device_id="dev-a")
+    done = Exchange(
+        "switch on the counter light",
+        "Done.",
+        (ToolRound(None, (ToolCall("call_1", "HassTurnOn", {"name": "Counter"}, "{}"),)),),
+    )
+    tracker.async_record_turn(quiet, done)
+    tracker.async_record_turn(quiet, Exchange("thanks", "You're welcome."))
+    busy = tracker.async_resolve(None, device_id="dev-b")
+    tracker.async_record_turn(busy, Exchange("hello", "Hi."))
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry2):
+        await _setup(hass2, entry2)
+        # Only the other device talks; the save rewrites both sessions' transcripts.
+        tracker2 = tracker_of(entry2)
+        other = tracker2.get(busy.conversation_id)
+        assert other is not None
+        tracker2.async_record_turn(other, Exchange("and now", "Still here."))
+        assert await tracker2.store.async_flush()
+        async with async_restarted(hass2, entry2) as (hass3, entry3):
+            await _setup(hass3, entry3)
+            restored = tracker_of(entry3).get(quiet.conversation_id)
+            assert restored is not None
+            assert list(restored.transcript) == [done, Exchange("thanks", "You're welcome.")]
+            again = tracker_of(entry3).get(busy.conversation_id)
+            assert again is not None
+            assert said(again.transcript) == [("hello", "Hi."), ("and now", "Still here.")]
+
+
+async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """On a slow disk a turn may come before its stored exchanges: they keep their order."""
+    tracker = tracker_of(setup_integration)
+    session = tracker.async_resolve(None, device_id="dev-a")
+    tracker.async_record_turn(session, Exchange("my name is Ada", "Hello Ada."))
+    disk_ready = threading.Event()
+    read_lines = storage._read_lines
+
+    def slow_read(*args: Any) -> Any:
+        disk_ready.wait(5)
+        return read_lines(*args)
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        with patch.object(storage, "_read_lines", slow_read):
+            assert await async_setup_component(hass2, "homeassistant", {})
+            assert await async_setup_component(hass2, "conversation", {})
+            assert await hass2.config_entries.async_setup(entry.entry_id)
+            tracker2 = tracker_of(entry)
+            restored = tracker2.get(session.conversation_id)
+            assert restored is not None
+            tracker2.async_record_turn(restored, Exchange("what is my name", "Ada."))
+            disk_ready.set()
+            await tracker2.async_transcripts_loaded()
+        assert said(restored.transcript) == [
+            ("my name is Ada", "Hello Ada."),
+            ("what is my name", "Ada."),
+        ]
 
 
 async def test_newer_storage_is_refused_and_kept(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from homeassistant.util.json import json_loads
+
 
 class ToolCall(NamedTuple):
     """A tool the model called during a turn, with a compact form of its result."""
@@ -54,11 +56,55 @@ class Session:
     last_activity: datetime
     expires_at: datetime
     turns: int = 0
-    transcript: deque[Exchange] = field(default_factory=deque)
+    # The most exchanges the transcript keeps (None: no limit).
+    max_turns: int | None = None
     # A running summary of exchanges that left the transcript (never shown anywhere).
     recap: str | None = None
     # Exchanges that left the transcript and wait to join the summary.
-    recap_pending: list[Exchange] = field(default_factory=list)
+    recap_pending: tuple[Exchange, ...] = ()
+    # A restored transcript as it was stored (checked JSON), until it is first needed.
+    stored_transcript: bytes | None = None
+    _exchanges: deque[Exchange] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def transcript(self) -> deque[Exchange]:
+        """Return the exchanges kept, oldest first.
+
+        A restored transcript is decoded when it is first needed (a turn, diagnostics).
+        Until then it is one bytes object: the interpreter's garbage collector, which walks
+        every container object, has one object less per exchange to walk, so restoring
+        thousands of sessions neither takes long nor makes its full collections longer.
+        """
+        if (exchanges := self._exchanges) is None:
+            stored, self.stored_transcript = self.stored_transcript, None
+            decoded = decode_transcript(json_loads(stored)) if stored is not None else ()
+            exchanges = self._exchanges = deque(decoded, maxlen=self.max_turns)
+        return exchanges
+
+    @transcript.setter
+    def transcript(self, exchanges: deque[Exchange]) -> None:
+        """Replace the exchanges kept."""
+        self._exchanges = exchanges
+        self.stored_transcript = None
+
+    def attach_stored(self, stored: bytes) -> None:
+        """Give a restored session its stored transcript (checked JSON of its exchanges).
+
+        Exchanges recorded since start-up (before the file was read) go after it.
+        """
+        if self._exchanges is None:
+            self.stored_transcript = stored
+        else:
+            later = self._exchanges
+            self._exchanges = None
+            self.stored_transcript = stored
+            self.transcript.extend(later)
+
+    def transcript_to_store(self) -> bytes | tuple[Exchange, ...]:
+        """Return the transcript for a save: as stored when it was never decoded."""
+        if self._exchanges is None:
+            return () if self.stored_transcript is None else self.stored_transcript
+        return tuple(self._exchanges)
 
     def summary(self) -> dict[str, Any]:
         """Return the public description: everything but the transcript."""
@@ -159,7 +205,7 @@ class Session:
             last_activity=last,
             expires_at=last,
             turns=turns,
-            transcript=deque(maxlen=max_turns),
+            max_turns=max_turns,
         )
 
 

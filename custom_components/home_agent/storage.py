@@ -10,8 +10,10 @@ each transcript inline; it is read and rewritten as version 2 at the next save):
 - `home_agent.<entry_id>.transcripts`, JSON lines: `{"version": 2, "generation": G}`, then
   `[conversation_id, recap, [exchange, ...]]` per session (see `encode_exchange`), plus
   `[exchange, ...]` waiting for the summary when there are any. It is
-  read after the timers are armed, in the executor, one line at a time, so the event loop
-  keeps running while tens of megabytes are parsed.
+  read after the timers are armed (the file in the executor, its lines checked in the
+  event loop a few at a time), so the loop keeps running while tens of megabytes are
+  parsed. Each session keeps its checked exchanges as JSON until it first needs them
+  (`Session.transcript`), and a save writes a transcript nobody needed back as it was read.
 
 Each save writes the transcripts file first, then the index, both atomically and with one
 new generation. A clear therefore leaves disk once the transcripts file is written; and if
@@ -40,7 +42,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import CALLBACK_TYPE, Event, HassJob, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
-from homeassistant.helpers.json import json_bytes
+from homeassistant.helpers.json import json_bytes, json_fragment
 from homeassistant.util import dt as dt_util
 from homeassistant.util.json import json_loads
 
@@ -60,6 +62,7 @@ from .session import (
     decode_transcript,
     encode_exchange,
     sanitize_exchange,
+    sanitize_text,
 )
 
 TRANSCRIPTS_SUFFIX = ".transcripts"
@@ -75,8 +78,8 @@ class Snapshot:
 
     rows: list[list[Any]]
     # (conversation id, recap, exchanges, exchanges waiting for the recap) per session;
-    # exchanges are immutable tuples.
-    transcripts: list[tuple[str, str | None, tuple[Exchange, ...], tuple[Exchange, ...]]]
+    # exchanges are immutable tuples, or the JSON they were restored from (never decoded).
+    transcripts: list[tuple[str, str | None, bytes | tuple[Exchange, ...], tuple[Exchange, ...]]]
 
 
 @dataclass(slots=True)
@@ -99,8 +102,9 @@ class StoredIndex:
 class StoredTranscripts:
     """The transcripts read from their file, by conversation id."""
 
-    # Conversation id -> (recap, exchanges, exchanges waiting for the recap).
-    by_id: dict[str, tuple[str | None, list[Exchange], list[Exchange]]] = field(
+    # Conversation id -> (recap, exchanges as checked JSON (None if none), exchanges
+    # waiting for the recap).
+    by_id: dict[str, tuple[str | None, bytes | None, tuple[Exchange, ...]]] = field(
         default_factory=dict
     )
     problems: list[str] = field(default_factory=list)
@@ -454,9 +458,13 @@ def _parse_lines(
 def _read_line(
     line: bytes,
     max_turns: int,
-    by_id: dict[str, tuple[str | None, list[Exchange], list[Exchange]]],
+    by_id: dict[str, tuple[str | None, bytes | None, tuple[Exchange, ...]]],
 ) -> None:
-    """Parse one session's line into `by_id`."""
+    """Check one session's line and put it into `by_id`.
+
+    The exchanges are decoded to be checked, then kept as JSON until the session needs
+    them (see `Session.transcript`).
+    """
     item = json_loads(line)
     if type(item) is not list or len(item) not in (3, 4):
         raise Unreadable("not a session's transcript")
@@ -466,8 +474,12 @@ def _read_line(
         raise Unreadable("the conversation id is not text")
     if recap is not None and type(recap) is not str:
         raise Unreadable("the recap is not text")
-    exchanges = decode_transcript(raw)
-    by_id[conversation_id] = (recap, exchanges[-max_turns:], pending[-RECAP_PENDING_MAX:])
+    kept = decode_transcript(raw)[-max_turns:]
+    by_id[conversation_id] = (
+        recap,
+        json_bytes([encode_exchange(e) for e in kept]) if kept else None,
+        tuple(pending[-RECAP_PENDING_MAX:]),
+    )
 
 
 def _write(path: Path, key: str, snapshot: Snapshot, generation: int) -> None:
@@ -490,24 +502,40 @@ def _write(path: Path, key: str, snapshot: Snapshot, generation: int) -> None:
 def _transcript_line(
     conversation_id: str,
     recap: str | None,
-    exchanges: tuple[Exchange, ...],
+    exchanges: bytes | tuple[Exchange, ...],
     pending: tuple[Exchange, ...],
 ) -> bytes:
     """Return one session's line; texts JSON cannot hold (half an emoji) are replaced."""
-    item: list[Any] = [conversation_id, recap, [encode_exchange(e) for e in exchanges]]
-    if pending:
-        item.append([encode_exchange(e) for e in pending])
     try:
-        return json_bytes(item)
+        return json_bytes(_line_item(conversation_id, recap, exchanges, pending, clean=False))
     except TypeError:  # orjson refuses lone surrogates (its error is a TypeError)
-        clean: list[Any] = [
-            conversation_id,
-            None if recap is None else sanitize_exchange(Exchange(recap, "")).user,
-            [encode_exchange(sanitize_exchange(e)) for e in exchanges],
-        ]
-        if pending:
-            clean.append([encode_exchange(sanitize_exchange(e)) for e in pending])
-        return json_bytes(clean)
+        return json_bytes(_line_item(conversation_id, recap, exchanges, pending, clean=True))
+
+
+def _line_item(
+    conversation_id: str,
+    recap: str | None,
+    exchanges: bytes | tuple[Exchange, ...],
+    pending: tuple[Exchange, ...],
+    *,
+    clean: bool,
+) -> list[Any]:
+    """Return one session's line as a JSON value, its texts sanitized when `clean`."""
+
+    def encoded(items: tuple[Exchange, ...]) -> list[Any]:
+        return [encode_exchange(sanitize_exchange(e) if clean else e) for e in items]
+
+    if clean and recap is not None:
+        recap = sanitize_text(recap)
+    # A transcript restored and never decoded is written back as it was read (checked).
+    item: list[Any] = [
+        conversation_id,
+        recap,
+        json_fragment(exchanges) if isinstance(exchanges, bytes) else encoded(exchanges),
+    ]
+    if pending:
+        item.append(encoded(pending))
+    return item
 
 
 def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:

@@ -9,7 +9,6 @@ point-in-time timer, re-armed on activity; its life-cycle is announced on the bu
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -58,7 +57,7 @@ SATELLITE_DOMAIN = "assist_satellite"
 SATELLITE_IDLE = "idle"
 # Sessions restored (or transcripts attached) per event-loop iteration: a start-up with
 # thousands of sessions never holds the loop for long.
-RESTORE_CHUNK = 1000
+RESTORE_CHUNK = 250
 
 
 class SessionChange(StrEnum):
@@ -221,11 +220,11 @@ class SessionTracker:
             ]:
                 if (session := self._sessions.get(conversation_id)) is None:
                     continue
-                # A turn answered before the file was read goes after the stored ones.
-                session.transcript = deque([*exchanges, *session.transcript], maxlen=self.max_turns)
+                if exchanges is not None:
+                    session.attach_stored(exchanges)
                 if session.recap is None:
                     session.recap = recap
-                    session.recap_pending = [*pending, *session.recap_pending]
+                    session.recap_pending = (*pending, *session.recap_pending)
             await asyncio.sleep(0)
         if stored.problems or stored.unreadable:
             self.store.async_schedule_save()
@@ -310,7 +309,7 @@ class SessionTracker:
             started_at=now,
             last_activity=now,
             expires_at=now + self.timeout,
-            transcript=deque(maxlen=self.max_turns),
+            max_turns=self.max_turns,
         )
         self._add(session)
         self._arm(session)
@@ -345,7 +344,7 @@ class SessionTracker:
         """Move the `count` oldest exchanges to those waiting for the summary."""
         leaving = [session.transcript.popleft() for _ in range(min(count, len(session.transcript)))]
         if self.summarize:
-            session.recap_pending = [*session.recap_pending, *leaving][-RECAP_PENDING_MAX:]
+            session.recap_pending = (*session.recap_pending, *leaving)[-RECAP_PENDING_MAX:]
 
     @callback
     def async_set_recap(self, session: Session, recap: str, covered: int) -> None:
@@ -498,7 +497,7 @@ class SessionTracker:
         return Snapshot(
             rows=[session.index_row() for session in sessions],
             transcripts=[
-                (s.conversation_id, s.recap, tuple(s.transcript), tuple(s.recap_pending))
+                (s.conversation_id, s.recap, s.transcript_to_store(), s.recap_pending)
                 for s in sessions
             ],
         )
