@@ -210,6 +210,14 @@ async def _async_sensor_rows() -> list[Row]:
                 "—",
                 "—",
             ),
+            Row(
+                "g. same, apart from the interpreter's full garbage collections, "
+                f"{keys:,} keys (first / reload)",
+                f"{ours.first_own_block_milliseconds:,.0f} / "
+                f"{ours.reload_own_block_milliseconds:,.0f} ms",
+                "—",
+                "—",
+            ),
         ]
     return rows
 

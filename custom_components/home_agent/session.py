@@ -71,9 +71,9 @@ class Session:
         """Return the exchanges kept, oldest first.
 
         A restored transcript is decoded when it is first needed (a turn, diagnostics).
-        Until then it is one bytes object: the interpreter's garbage collector, which walks
-        every container object, has one object less per exchange to walk, so restoring
-        thousands of sessions neither takes long nor makes its full collections longer.
+        Until then it is one bytes object, which the interpreter's garbage collector does
+        not walk (it walks each `Exchange`): restoring thousands of sessions neither takes
+        long nor sets off a full collection of the whole process.
         """
         if (exchanges := self._exchanges) is None:
             stored, self.stored_transcript = self.stored_transcript, None
@@ -92,12 +92,10 @@ class Session:
 
         Exchanges recorded since start-up (before the file was read) go after it.
         """
-        if self._exchanges is None:
-            self.stored_transcript = stored
-        else:
-            later = self._exchanges
-            self._exchanges = None
-            self.stored_transcript = stored
+        later = self._exchanges
+        self._exchanges = None
+        self.stored_transcript = stored
+        if later:
             self.transcript.extend(later)
 
     def transcript_to_store(self) -> bytes | tuple[Exchange, ...]:
