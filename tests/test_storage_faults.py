@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 import errno
 import json
@@ -443,6 +445,84 @@ async def test_unreadable_records_never_quote_what_was_said(
     assert "4711" not in reason
     assert "4711" not in caplog.text
     assert "ERROR" in caplog.text
+
+
+@asynccontextmanager
+async def _restart_with_damaged_transcripts(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    damage: Callable[[list[bytes], dict[str, str]], list[bytes]],
+) -> AsyncIterator[tuple[HomeAssistant, MockConfigEntry, dict[str, str]]]:
+    """Talk on two devices, stop, let `damage(lines)` spoil the transcripts file, start."""
+    tracker = tracker_of(entry)
+    ids = {}
+    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
+        session = tracker.async_resolve(None, device_id=device)
+        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
+        ids[device] = session.conversation_id
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        path = transcripts_path(hass2, entry2.entry_id)
+        lines = path.read_bytes().splitlines()
+        path.write_bytes(b"\n".join(damage(lines, ids)) + b"\n")
+        await _setup(hass2, entry2)
+        yield hass2, entry2, ids
+
+
+async def test_a_damaged_transcript_line_loses_only_that_transcript(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Other sessions keep theirs; the file is kept aside and the repair says which line."""
+
+    def damage(lines: list[bytes], ids: dict[str, str]) -> list[bytes]:
+        broken = json.dumps([ids["dev-b"], None, [[SECRET, 42]]]).encode()
+        return [line if ids["dev-b"] not in line.decode() else broken for line in lines]
+
+    async with _restart_with_damaged_transcripts(hass, setup_integration, damage) as (
+        hass2,
+        entry,
+        ids,
+    ):
+        tracker = tracker_of(entry)
+        kept, lost = tracker.get(ids["dev-a"]), tracker.get(ids["dev-b"])
+        assert kept is not None
+        assert lost is not None
+        assert said(kept.transcript) == [("where are my keys", "Noted.")]
+        assert not lost.transcript  # the session itself goes on
+        issue = ir.async_get(hass2).async_get_issue(DOMAIN, f"storage_unreadable_{entry.entry_id}")
+        assert issue is not None
+        assert issue.translation_placeholders["reason"].endswith("entry 1 is not text")
+        assert "transcripts line" in issue.translation_placeholders["reason"]
+        path = transcripts_path(hass2, entry.entry_id)
+        [copy] = path.parent.glob(f"{path.name}.unreadable.*")
+        assert b"4711" in copy.read_bytes()  # untouched, for whoever repairs it
+    assert "4711" not in caplog.text
+
+
+async def test_a_transcripts_file_without_its_header_is_kept_aside(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Every session starts without a transcript; nothing is lost on disk."""
+
+    def damage(lines: list[bytes], _ids: dict[str, str]) -> list[bytes]:
+        return [b"garbage", *lines[1:]]
+
+    async with _restart_with_damaged_transcripts(hass, setup_integration, damage) as (
+        hass2,
+        entry,
+        ids,
+    ):
+        tracker = tracker_of(entry)
+        for conversation_id in ids.values():
+            session = tracker.get(conversation_id)
+            assert session is not None
+            assert not session.transcript
+        issue = ir.async_get(hass2).async_get_issue(DOMAIN, f"storage_unreadable_{entry.entry_id}")
+        assert issue is not None
+        assert issue.translation_placeholders["reason"] == (
+            "the transcripts file has no valid first line"
+        )
+        path = transcripts_path(hass2, entry.entry_id)
+        assert [p.name for p in path.parent.glob(f"{path.name}.unreadable.*")]
 
 
 async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
