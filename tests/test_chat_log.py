@@ -51,11 +51,13 @@ def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
 
 
 async def _voice_with_lights(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, *, prefer_local_intents: bool = False
 ) -> tuple[Voice, str]:
     """Return a voice pipeline answered by Home Agent, with demo lights, and a satellite."""
     await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    voice = await async_voice(
+        hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=prefer_local_intents
+    )
     return voice, make_device(hass, "Kitchen satellite")
 
 
@@ -164,9 +166,7 @@ async def test_turns_home_assistant_answered_itself_join_the_session(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A command handled locally after Home Agent's turn is part of the conversation later."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=True)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await _voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     fake_openai.reply("Hello.")
     fake_openai.reply("You asked me to turn on the bed light.")
 
@@ -196,9 +196,7 @@ async def test_a_local_turn_before_home_agents_turn_is_recorded_once(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A local turn followed by Home Agent's turn in the same chat session: once, in order."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=True)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await _voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     fake_openai.reply("Hi!")
     fake_openai.reply("Sure.")
     fake_openai.reply("You turned on the bed light, then asked for a song.")
@@ -322,9 +320,7 @@ async def test_a_second_wake_word_after_a_lapse_keeps_state_off_on(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The remembered tool call lets the model turn the same light off by 'it'."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
     turn_on = await async_tool_name(hass, "HassTurnOn")
     turn_off = await async_tool_name(hass, "HassTurnOff")
     fake_openai.tool_call(turn_on, {"name": "Bed Light"}, call_id="call_on")
