@@ -74,12 +74,11 @@ def owner_of(
     return KeyOwner(device=device, user=user_name(hass, user_id) if user_id else None)
 
 
-async def async_key_owners(hass: HomeAssistant, session_keys: list[str]) -> list[KeyOwner]:
-    """Return the owners of many keys, looking up each account's name once."""
+async def async_remember_user_names(hass: HomeAssistant, session_keys: list[str]) -> None:
+    """Look up the name of each account the keys name, once (see `key_owner`)."""
     users = {user for key in session_keys if (user := key_parts(key).get(USER))}
     for user_id in users:
         await async_remember_user_name(hass, user_id)
-    return [key_owner(hass, key) for key in session_keys]
 
 
 async def async_remember_user_name(hass: HomeAssistant, user_id: str) -> None:

@@ -23,7 +23,13 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
 from .metric_sensors import metric_sensors
-from .owners import KeyOwner, async_key_owners, has_owner, session_sensor_unique_id
+from .owners import (
+    KeyOwner,
+    async_remember_user_names,
+    has_owner,
+    key_owner,
+    session_sensor_unique_id,
+)
 from .session import Session
 from .tracker import SessionChange, SessionListener, SessionTracker
 
@@ -133,17 +139,14 @@ class KeySessionSensors:
         ]
         # Claimed before the name lookups, so a concurrent change does not add a twin.
         self._known.update(new)
-        owners = await async_key_owners(self.hass, new)
+        await async_remember_user_names(self.hass, new)
+        # Owners are named a batch at a time too: thousands of keys never hold the loop.
         for start in range(0, len(new), SENSOR_BATCH):
             if start:
                 await asyncio.sleep(0)
             self._async_add_entities(
-                SessionSensor(self.entry, self, key, owner)
-                for key, owner in zip(
-                    new[start : start + SENSOR_BATCH],
-                    owners[start : start + SENSOR_BATCH],
-                    strict=True,
-                )
+                SessionSensor(self.entry, self, key, key_owner(self.hass, key))
+                for key in new[start : start + SENSOR_BATCH]
             )
 
 
