@@ -31,6 +31,7 @@ from yarl import URL
 
 from .const import DOMAIN, LOGGER
 from .redact import redact_url
+from .session import sanitize_text
 
 CONNECT_TIMEOUT = 60.0
 # Time to the first byte of an answer, and the longest silence between two chunks.
@@ -124,7 +125,6 @@ class TurnStats:
     stay None while no server reported them.
     """
 
-    requested_at: float | None = None
     first_text_at: float | None = None
     requests: int = 0
     prompt_tokens: int | None = None
@@ -188,11 +188,8 @@ def raise_if_unreadable(call: llm.ToolInput) -> None:
         raise InvalidArguments(call.problem)
 
 
-def _tool_input(call_id: str, name: str, arguments: Any) -> llm.ToolInput:
+def _tool_input(call_id: str, name: str, text: str) -> llm.ToolInput:
     """Return the tool call; arguments that are not a JSON object become unreadable."""
-    if isinstance(arguments, dict):
-        return llm.ToolInput(id=call_id, tool_name=name, tool_args=arguments)
-    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
     if not text.strip():
         return llm.ToolInput(id=call_id, tool_name=name, tool_args={})
     try:
@@ -225,21 +222,12 @@ class _TextCleaner:
         self._held = ""
         if text and "\ud800" <= text[-1] <= "\udbff":
             text, self._held = text[:-1], text[-1]
-        return _clean_surrogates(text)
+        return sanitize_text(text)
 
     def flush(self) -> str:
         """Return what is held back (a half character becomes U+FFFD)."""
         text, self._held = self._held, ""
-        return _clean_surrogates(text)
-
-
-def _clean_surrogates(text: str) -> str:
-    """Combine surrogate pairs and replace lone surrogates with U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
+        return sanitize_text(text)
 
 
 class _ReplyBuilder:
@@ -394,8 +382,6 @@ class ModelClient:
         `ModelAuthError` for a refused key), also after some deltas when the stream breaks.
         """
         stats.requests += 1
-        if stats.requested_at is None:
-            stats.requested_at = time.monotonic()
         url = self._endpoint("chat/completions")
         LOGGER.debug("Chat request to %s: %s", redact_url(str(url)), payload)
         session = async_get_clientsession(self._hass)
