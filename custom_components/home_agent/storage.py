@@ -32,6 +32,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import glob
+from itertools import chain
 import os
 from pathlib import Path
 import shutil
@@ -159,10 +160,7 @@ class SessionStore:
             _read_index, self._path, self.transcripts_path, now, session_timeout, max_turns
         )
         self._generation = index.generation
-        if index.unreadable is not None:
-            await self.async_keep_aside(index.unreadable, self.path)
-        elif index.problems:
-            await self.async_keep_aside(_summary(index.problems), self.path)
+        await self._async_report_damage(index.unreadable, index.problems, self.path)
         return index
 
     async def async_load_transcripts(self, max_turns: int) -> StoredTranscripts:
@@ -174,11 +172,17 @@ class SessionStore:
         for start in range(0, len(lines), PARSE_CHUNK):
             _parse_lines(lines, start, min(start + PARSE_CHUNK, len(lines)), max_turns, stored)
             await asyncio.sleep(0)
-        if stored.unreadable is not None:
-            await self.async_keep_aside(stored.unreadable, self.transcripts_path)
-        elif stored.problems:
-            await self.async_keep_aside(_summary(stored.problems), self.transcripts_path)
+        await self._async_report_damage(stored.unreadable, stored.problems, self.transcripts_path)
         return stored
+
+    async def _async_report_damage(
+        self, unreadable: str | None, problems: list[str], path: str
+    ) -> None:
+        """Keep a file aside if it (or some of its records) could not be read."""
+        if unreadable is not None:
+            await self.async_keep_aside(unreadable, path)
+        elif problems:
+            await self.async_keep_aside(_summary(problems), path)
 
     @callback
     def hold_writes_until(self, loaded: asyncio.Future[Any]) -> None:
@@ -311,11 +315,6 @@ class SessionStore:
             self._unsub_final_write()
             self._unsub_final_write = None
 
-    async def async_remove(self) -> None:
-        """Delete the files (the entry was removed)."""
-        self._cancel_timer()
-        await async_remove_files(self._hass, self._entry_id)
-
 
 async def async_remove_files(hass: HomeAssistant, entry_id: str) -> None:
     """Delete an agent's stored sessions and transcripts."""
@@ -402,9 +401,9 @@ def _read_index(
         seen_keys.add(session.session_key)
         session.expires_at = session.last_activity + session_timeout
         (index.ran_out if session.expires_at <= now else index.live).append(session)
-    # Armed soonest first, each new timer lands at the end of the loop's heap at once.
+    # Reversed, soonest expiry first (every expiry is last activity + the same timeout):
+    # each new timer lands at the end of the loop's heap at once.
     index.live.reverse()
-    index.live.sort(key=lambda s: s.expires_at)
     return index
 
 
@@ -485,10 +484,11 @@ def _read_line(
 def _write(path: Path, key: str, snapshot: Snapshot, generation: int) -> None:
     """Write the transcripts, then the index, each atomically; raise OSError on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = json_bytes({"version": STORAGE_VERSION, "generation": generation}) + b"\n"
+    header = json_bytes({"version": STORAGE_VERSION, "generation": generation})
+    # Streamed: one line is encoded at a time, never the whole file at once.
     _write_atomic(
         Path(f"{path}{TRANSCRIPTS_SUFFIX}"),
-        (header, *(_transcript_line(*item) for item in snapshot.transcripts)),
+        chain((header,), (_transcript_line(*item) for item in snapshot.transcripts)),
     )
     envelope = {
         "version": STORAGE_VERSION,

@@ -48,12 +48,11 @@ from .const import (
     SessionScope,
 )
 from .history import LOW_WATER
-from .keys import bounded
+from .keys import SATELLITE_DOMAIN, bounded
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore, Snapshot, StoredTranscripts
 
 REASON_TIMEOUT = "timeout"
-SATELLITE_DOMAIN = "assist_satellite"
 SATELLITE_IDLE = "idle"
 # Sessions restored (or transcripts attached) per event-loop iteration: a start-up with
 # thousands of sessions never holds the loop for long.
@@ -213,19 +212,18 @@ class SessionTracker:
 
     async def _async_attach(self, stored: StoredTranscripts) -> None:
         """Put stored transcripts in front of what sessions recorded since start-up."""
-        items = list(stored.by_id.items())
-        for start in range(0, len(items), RESTORE_CHUNK):
-            for conversation_id, (recap, exchanges, pending) in items[
-                start : start + RESTORE_CHUNK
-            ]:
-                if (session := self._sessions.get(conversation_id)) is None:
-                    continue
-                if exchanges is not None:
-                    session.attach_stored(exchanges)
-                if session.recap is None:
-                    session.recap = recap
-                    session.recap_pending = (*pending, *session.recap_pending)
-            await asyncio.sleep(0)
+        for number, (conversation_id, (recap, exchanges, pending)) in enumerate(
+            stored.by_id.items(), 1
+        ):
+            if number % RESTORE_CHUNK == 0:
+                await asyncio.sleep(0)
+            if (session := self._sessions.get(conversation_id)) is None:
+                continue
+            if exchanges is not None:
+                session.attach_stored(exchanges)
+            if session.recap is None:
+                session.recap = recap
+                session.recap_pending = (*pending, *session.recap_pending)
         if stored.problems or stored.unreadable:
             self.store.async_schedule_save()
 
@@ -510,12 +508,11 @@ _EVENTS = {
 }
 
 
-@callback
 def _is_satellite_busy(event_data: EventStateChangedData) -> bool:
-    """Match state changes of satellites into a non-idle state."""
+    """Match state changes (of satellites) into a non-idle state."""
     new_state = event_data["new_state"]
-    return (
-        event_data["entity_id"].startswith(f"{SATELLITE_DOMAIN}.")
-        and new_state is not None
-        and new_state.state not in (SATELLITE_IDLE, "unavailable", "unknown")
+    return new_state is not None and new_state.state not in (
+        SATELLITE_IDLE,
+        "unavailable",
+        "unknown",
     )
