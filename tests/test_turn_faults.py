@@ -117,7 +117,7 @@ async def test_a_hanging_delegate_does_not_block_the_device(
     hass: HomeAssistant, agent_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A delegate that never answers: that turn apologises, the next one is answered."""
-    monkeypatch.setattr("custom_components.home_agent.delegate.DELEGATE_TIME_LIMIT", 0.2)
+    monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 0.2)
     agent = GateAgent(hold={2})
     await async_setup_delegating_to(hass, agent, agent_options)
     kitchen = make_device(hass, "Kitchen satellite")

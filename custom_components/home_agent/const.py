@@ -70,10 +70,9 @@ STORAGE_MINOR_VERSION: Final = 1
 # The longest tool result a transcript keeps (longer ones are cut with a marker).
 TOOL_RESULT_MAX_CHARS: Final = 1024
 
-# Seconds a delegate agent may take for one turn before the turn is answered with an
-# apology (a hanging delegate must not block the device's later turns).
-DELEGATE_TIME_LIMIT: Final = 120.0
-# Seconds one `openai` turn may take in all (every model request and tool call).
+# Seconds one turn may take in all (every model request and tool call, or the delegate's
+# answer) before it is answered with an apology: a hanging model or delegate never blocks
+# the device's later turns.
 TURN_TIME_LIMIT: Final = 120.0
 # Seconds an unloading agent waits for turns in flight, so their exchanges are kept.
 UNLOAD_TURN_WAIT: Final = 10.0

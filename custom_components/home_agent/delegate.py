@@ -7,8 +7,6 @@ an agent that streams reaches the pipeline as early as when it is used directly.
 
 from __future__ import annotations
 
-import asyncio
-
 from homeassistant.components.conversation import (
     ChatLog,
     ConversationEntityFeature,
@@ -21,7 +19,7 @@ from homeassistant.helpers import intent
 
 from .api import TurnStats
 from .compat import async_converse, satellite_id_of
-from .const import DELEGATE_TIME_LIMIT, DOMAIN
+from .const import DOMAIN
 from .memory import transcript_lines
 from .session import Session
 
@@ -71,25 +69,19 @@ class DelegateBackend:
         extra = "\n\n".join(
             part for part in (transcript_prompt(session), user_input.extra_system_prompt) if part
         )
+        # A delegate that never answers is bounded by the whole turn's time limit.
         try:
-            async with asyncio.timeout(DELEGATE_TIME_LIMIT):
-                result = await async_converse(
-                    self._hass,
-                    text=user_input.text,
-                    conversation_id=chat_log.conversation_id,
-                    context=user_input.context,
-                    language=user_input.language,
-                    agent_id=self.delegate_id,
-                    device_id=user_input.device_id,
-                    satellite_id=satellite_id_of(user_input),
-                    extra_system_prompt=extra or None,
-                )
-        except TimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="delegate_timeout",
-                translation_placeholders={"agent_id": self.delegate_id},
-            ) from err
+            result = await async_converse(
+                self._hass,
+                text=user_input.text,
+                conversation_id=chat_log.conversation_id,
+                context=user_input.context,
+                language=user_input.language,
+                agent_id=self.delegate_id,
+                device_id=user_input.device_id,
+                satellite_id=satellite_id_of(user_input),
+                extra_system_prompt=extra or None,
+            )
         except ValueError as err:  # the agent is gone
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
