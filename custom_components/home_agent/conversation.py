@@ -20,7 +20,6 @@ from .api import ModelAuthError, TurnStats
 from .compat import satellite_id_of
 from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT, UNLOAD_TURN_WAIT
 from .data import HomeAgentConfigEntry
-from .delegate import DelegateFailed
 from .entity import HomeAgentEntity
 from .keys import known_device_id, known_satellite_id
 from .local_turns import LocalTurnWatcher
@@ -187,8 +186,6 @@ class HomeAgentConversationEntity(
                 response = await self.entry.runtime_data.backend.async_answer(
                     user_input, chat_log, session, stats
                 )
-        except DelegateFailed as err:
-            return err.response, None
         except ModelAuthError as err:
             self.entry.async_start_reauth(self.hass)
             return self._apology(user_input, chat_log, err), None
@@ -203,11 +200,14 @@ class HomeAgentConversationEntity(
             LOGGER.debug("Unexpected error while answering", exc_info=True)
             error = HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
             return self._apology(user_input, chat_log, error), None
+        if response is not None and response.response_type is intent.IntentResponseType.ERROR:
+            # A delegate's error: spoken as the delegate put it, not remembered as an answer.
+            return response, None
         if self._failing:
             LOGGER.info("%s answers again", self.entry.title)
             self._failing = False
         self.entry.runtime_data.metrics.async_record(
-            TurnMetrics.of_turn(started, time.monotonic(), stats if stats.requests else None)
+            TurnMetrics.of_turn(started, time.monotonic(), stats)
         )
         added = chat_log.content[start:]
         speech = next(

@@ -88,16 +88,4 @@ class DelegateBackend:
                 translation_key="delegate_missing",
                 translation_placeholders={"agent_id": self.delegate_id},
             ) from err
-        if result.response.response_type is intent.IntentResponseType.ERROR:
-            # Spoken as the delegate put it, but not remembered as an answer.
-            raise DelegateFailed(result.response)
         return result.response
-
-
-class DelegateFailed(HomeAssistantError):
-    """The delegate answered with an error response (spoken, not remembered)."""
-
-    def __init__(self, response: intent.IntentResponse) -> None:
-        """Keep the delegate's own error response."""
-        super().__init__("The delegate answered with an error")
-        self.response = response

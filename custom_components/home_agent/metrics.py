@@ -23,10 +23,11 @@ class TurnMetrics:
     cached_tokens: int | None = None
 
     @classmethod
-    def of_turn(cls, started: float, finished: float, stats: TurnStats | None) -> TurnMetrics:
-        """Return a turn's metrics from its monotonic start and end and the server's stats."""
-        if stats is None:
-            return cls(reply=finished - started)
+    def of_turn(cls, started: float, finished: float, stats: TurnStats) -> TurnMetrics:
+        """Return a turn's metrics from its monotonic start and end and the server's stats.
+
+        What no server reported (a delegate's turn) stays None.
+        """
         first = stats.first_text_at
         return cls(
             first_text=None if first is None else first - started,
