@@ -44,17 +44,19 @@ class _Link:
     in_turn: bool = False
 
 
-def _as_content(item: Any) -> conversation.Content | None:
-    """Return chat-log content from its dict form (as announced to subscribers)."""
+def _as_content(item: Any) -> conversation.Content:
+    """Return chat-log content from its dict form (as announced to subscribers).
+
+    What is neither a user's nor an assistant's text becomes empty system content.
+    """
     role = item.get("role") if isinstance(item, dict) else None
     text = item.get("content") if isinstance(item, dict) else None
-    if not isinstance(text, str):
-        return None
-    if role == "user":
-        return conversation.UserContent(content=text)
-    if role == "assistant":
-        return conversation.AssistantContent(agent_id=str(item.get("agent_id")), content=text)
-    return None
+    if isinstance(text, str):
+        if role == "user":
+            return conversation.UserContent(content=text)
+        if role == "assistant":
+            return conversation.AssistantContent(agent_id=str(item.get("agent_id")), content=text)
+    return conversation.SystemContent("")
 
 
 class LocalTurnWatcher:
@@ -101,12 +103,21 @@ class LocalTurnWatcher:
             LOGGER.debug("%d turn(s) answered by Home Assistant join the session", len(exchanges))
             self._record(session_id, exchanges)
 
-    def _catch_up(self, conversation_id: str, contents: Sequence[conversation.Content]) -> None:
-        """Record a linked log's new content (not while Home Agent's own turn runs in it)."""
+    def _catch_up(
+        self,
+        conversation_id: str,
+        contents: Sequence[Any],
+        convert: Callable[[Any], conversation.Content] | None = None,
+    ) -> None:
+        """Record a linked log's new content (not while Home Agent's own turn runs in it).
+
+        `convert` turns the new items (only those) into chat-log content.
+        """
         link = self._links.get(conversation_id)
         if link is None or link.in_turn or len(contents) <= link.seen:
             return
-        self._found(link.session_id, contents[link.seen :])
+        new = contents[link.seen :]
+        self._found(link.session_id, new if convert is None else map(convert, new))
         link.seen = len(contents)
 
     @callback
@@ -120,8 +131,7 @@ class LocalTurnWatcher:
             self._links.pop(conversation_id, None)
         elif str(event_type) == _UPDATED:
             items = data.get("chat_log", {}).get("content", [])
-            contents = [_as_content(item) or conversation.SystemContent("") for item in items]
-            self._catch_up(conversation_id, contents)
+            self._catch_up(conversation_id, items, _as_content)
 
     def _watch_cleanup(self, conversation_id: str) -> None:
         """Read the log once more when Home Assistant drops its chat session (before 2025.12)."""
