@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from homeassistant.const import Platform
-from homeassistant.core import DOMAIN as HOMEASSISTANT_DOMAIN, HomeAssistant
-from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .api import ModelClient
@@ -25,7 +25,7 @@ from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
 from .settings import entry_settings, session_scope, session_timeout
-from .storage import async_remove_files
+from .storage import async_remove_stored
 from .tracker import SessionTracker
 
 PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
@@ -81,10 +81,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
     """Delete every file holding the agent's sessions and transcripts, and its repairs."""
-    await async_remove_files(hass, entry.entry_id)
-    ir.async_delete_issue(hass, DOMAIN, f"storage_unreadable_{entry.entry_id}")
-    # Store reports a corrupt file as a core issue named after its key and the time.
-    corrupt = f"storage_corruption_{DOMAIN}.{entry.entry_id}_"
-    for domain, issue_id in list(ir.async_get(hass).issues):
-        if domain == HOMEASSISTANT_DOMAIN and issue_id.startswith(corrupt):
-            ir.async_delete_issue(hass, domain, issue_id)
+    await async_remove_stored(hass, entry.entry_id)

@@ -40,7 +40,14 @@ import tempfile
 from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
-from homeassistant.core import CALLBACK_TYPE, Event, HassJob, HomeAssistant, callback
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    DOMAIN as HOMEASSISTANT_DOMAIN,
+    Event,
+    HassJob,
+    HomeAssistant,
+    callback,
+)
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.json import json_bytes, json_fragment
@@ -226,7 +233,7 @@ class SessionStore:
         ir.async_create_issue(
             self._hass,
             DOMAIN,
-            f"storage_unreadable_{self._entry_id}",
+            _unreadable_issue_id(self._entry_id),
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
             translation_key=translation_key,
@@ -316,11 +323,23 @@ class SessionStore:
             self._unsub_final_write = None
 
 
-async def async_remove_files(hass: HomeAssistant, entry_id: str) -> None:
-    """Delete an agent's stored sessions and transcripts."""
+async def async_remove_stored(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete an agent's stored sessions and transcripts, and the repairs about them."""
     await hass.async_add_executor_job(
         _remove, Path(hass.config.path(".storage", f"{DOMAIN}.{entry_id}"))
     )
+    ir.async_delete_issue(hass, DOMAIN, _unreadable_issue_id(entry_id))
+    # Store (which wrote the files before) reports a corrupt file as a core issue named
+    # after its key and the time.
+    corrupt = f"storage_corruption_{DOMAIN}.{entry_id}_"
+    for domain, issue_id in list(ir.async_get(hass).issues):
+        if domain == HOMEASSISTANT_DOMAIN and issue_id.startswith(corrupt):
+            ir.async_delete_issue(hass, domain, issue_id)
+
+
+def _unreadable_issue_id(entry_id: str) -> str:
+    """Return the id of an agent's repair about its unreadable storage."""
+    return f"storage_unreadable_{entry_id}"
 
 
 def _summary(problems: list[str]) -> str:
