@@ -26,7 +26,6 @@ from .local_turns import LocalTurnWatcher
 from .memory import turn_rounds
 from .metrics import TurnMetrics
 from .session import Exchange, Session
-from .tracker import SessionTracker
 
 PARALLEL_UPDATES = 0
 
@@ -71,11 +70,6 @@ class HomeAgentConversationEntity(
         if self.entry.runtime_data.backend.can_act:
             return conversation.ConversationEntityFeature.CONTROL
         return conversation.ConversationEntityFeature(0)
-
-    @property
-    def _tracker(self) -> SessionTracker:
-        """Return the agent's session tracker."""
-        return self.entry.runtime_data.tracker
 
     async def async_added_to_hass(self) -> None:
         """Also register under the entry id, as core agents do; watch for local turns."""

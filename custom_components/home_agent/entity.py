@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 
 from .const import CONF_BACKEND, DOMAIN
 from .data import HomeAgentConfigEntry
 from .settings import entry_settings
+
+if TYPE_CHECKING:
+    from .tracker import SessionTracker
 
 
 class HomeAgentEntity(Entity):
@@ -26,3 +31,8 @@ class HomeAgentEntity(Entity):
             model=str(entry_settings(entry)[CONF_BACKEND]),
             entry_type=DeviceEntryType.SERVICE,
         )
+
+    @property
+    def _tracker(self) -> SessionTracker:
+        """Return the agent's session tracker."""
+        return self.entry.runtime_data.tracker

@@ -13,7 +13,7 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfTime
 
-from .const import Backend
+from .const import CONF_BACKEND, Backend
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
 from .metrics import TurnMetrics, TurnMetricsHub
@@ -31,7 +31,9 @@ class TurnMetricDescription(SensorEntityDescription):
     model_only: bool = False
 
 
-def _duration(key: str, value_fn: Callable[[TurnMetrics], float | None]) -> TurnMetricDescription:
+def _duration(
+    key: str, value_fn: Callable[[TurnMetrics], float | None], *, model_only: bool = False
+) -> TurnMetricDescription:
     """Describe a time of the last turn, in seconds."""
     return TurnMetricDescription(
         key=key,
@@ -42,7 +44,7 @@ def _duration(key: str, value_fn: Callable[[TurnMetrics], float | None]) -> Turn
         suggested_display_precision=2,
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
-        model_only=key == "first_text_time",
+        model_only=model_only,
     )
 
 
@@ -60,7 +62,7 @@ def _tokens(key: str, value_fn: Callable[[TurnMetrics], int | None]) -> TurnMetr
 
 
 METRICS: tuple[TurnMetricDescription, ...] = (
-    _duration("first_text_time", lambda m: m.first_text),
+    _duration("first_text_time", lambda m: m.first_text, model_only=True),
     _duration("reply_time", lambda m: m.reply),
     _tokens("prompt_tokens", lambda m: m.prompt_tokens),
     _tokens("completion_tokens", lambda m: m.completion_tokens),
@@ -70,7 +72,7 @@ METRICS: tuple[TurnMetricDescription, ...] = (
 
 def metric_sensors(entry: HomeAgentConfigEntry) -> list[TurnMetricSensor]:
     """Return the metric sensors that fit the agent's backend."""
-    model = entry_settings(entry)["backend"] == Backend.OPENAI
+    model = entry_settings(entry)[CONF_BACKEND] == Backend.OPENAI
     return [
         TurnMetricSensor(entry, description)
         for description in METRICS

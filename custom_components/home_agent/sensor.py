@@ -31,7 +31,7 @@ from .owners import (
     session_sensor_unique_id,
 )
 from .session import Session
-from .tracker import SessionChange, SessionListener, SessionTracker
+from .tracker import SessionChange, SessionListener
 
 PARALLEL_UPDATES = 0
 
@@ -84,16 +84,14 @@ async def async_setup_entry(
     )
 
 
-def _listed(session: Session) -> dict[str, Any]:
-    """Return what the count sensor shows of a session (no ids that reach a conversation)."""
-    summary = session.summary()
-    return {name: summary[name] for name in LISTED_ATTRIBUTES}
+def _shown(session: Session, names: Iterable[str]) -> dict[str, Any]:
+    """Return what a sensor shows of a session: these fields of its public summary.
 
-
-def _session_attributes(session: Session) -> dict[str, Any]:
-    """Return what a key's sensor shows of a session."""
+    The count sensor lists LISTED_ATTRIBUTES (no ids that reach a conversation); a key's
+    sensor shows SESSION_ATTRIBUTES.
+    """
     summary = session.summary()
-    return {name: summary[name] for name in SESSION_ATTRIBUTES}
+    return {name: summary[name] for name in names}
 
 
 class KeySessionSensors:
@@ -164,11 +162,6 @@ class ActiveSessionsSensor(HomeAgentEntity, SensorEntity):
         self._pending_write: asyncio.Handle | None = None
 
     @property
-    def _tracker(self) -> SessionTracker:
-        """Return the agent's session tracker."""
-        return self.entry.runtime_data.tracker
-
-    @property
     def native_value(self) -> int:
         """Return the number of active sessions."""
         return len(self._tracker.sessions)
@@ -181,7 +174,7 @@ class ActiveSessionsSensor(HomeAgentEntity, SensorEntity):
         recent = heapq.nlargest(
             MAX_LISTED_SESSIONS, self._tracker.sessions, key=attrgetter("last_activity")
         )
-        return {ATTR_SESSIONS: [_listed(session) for session in recent]}
+        return {ATTR_SESSIONS: [_shown(session, LISTED_ATTRIBUTES) for session in recent]}
 
     async def async_added_to_hass(self) -> None:
         """Follow the tracker."""
@@ -251,7 +244,7 @@ class SessionSensor(HomeAgentEntity, SensorEntity, RestoreEntity):
     @callback
     def _async_session_changed(self, session: Session, _change: SessionChange) -> None:
         """Show a started, continued, expired or cleared session."""
-        self._last = _session_attributes(session)
+        self._last = _shown(session, SESSION_ATTRIBUTES)
         self._update_from_tracker()
         self.async_write_ha_state()
 
@@ -259,6 +252,6 @@ class SessionSensor(HomeAgentEntity, SensorEntity, RestoreEntity):
         """Set the state from the key's active session, or the last one while idle."""
         session = self.entry.runtime_data.tracker.session_for_key(self.session_key)
         if session is not None:
-            self._last = _session_attributes(session)
+            self._last = _shown(session, SESSION_ATTRIBUTES)
         self._attr_native_value = STATE_ACTIVE if session is not None else STATE_IDLE
         self._attr_extra_state_attributes = dict(self._last)
