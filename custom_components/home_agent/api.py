@@ -319,6 +319,8 @@ class ModelClient:
             self._url = self._url.with_user(None)
         # Set once a server refused a streamed request but answered it unstreamed.
         self.streams = True
+        self._chat_url = self._endpoint("chat/completions")
+        self._loggable_chat_url = redact_url(str(self._chat_url))
 
     def _endpoint(self, path: str) -> URL:
         """Return the URL of an API path, keeping a query of the base URL (e.g. api-version)."""
@@ -382,8 +384,8 @@ class ModelClient:
         `ModelAuthError` for a refused key), also after some deltas when the stream breaks.
         """
         stats.requests += 1
-        url = self._endpoint("chat/completions")
-        LOGGER.debug("Chat request to %s: %s", redact_url(str(url)), payload)
+        url = self._chat_url
+        LOGGER.debug("Chat request to %s: %s", self._loggable_chat_url, payload)
         session = async_get_clientsession(self._hass)
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -407,7 +409,7 @@ class ModelClient:
                         return
                     LOGGER.debug(
                         "%s refused a streamed request (%s); asking without streaming",
-                        redact_url(str(url)),
+                        self._loggable_chat_url,
                         response.status,
                     )
             async with session.post(
