@@ -19,6 +19,8 @@ from homeassistant.auth.const import GROUP_ID_ADMIN
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 
+from tests.pipeline_runs import create_text_pipeline
+
 CLIENT_ID = "https://bench.example/"
 
 
@@ -58,20 +60,7 @@ class Websocket:
     async def create_pipeline(self, conversation_engine: str) -> str:
         """Create a text-only pipeline answered by an agent; return its id."""
         result = await self.command(
-            {
-                "type": "assist_pipeline/pipeline/create",
-                "name": conversation_engine,
-                "language": "en",
-                "conversation_engine": conversation_engine,
-                "conversation_language": "en",
-                "stt_engine": None,
-                "stt_language": None,
-                "tts_engine": None,
-                "tts_language": None,
-                "tts_voice": None,
-                "wake_word_entity": None,
-                "wake_word_id": None,
-            }
+            create_text_pipeline(conversation_engine, name=conversation_engine)
         )
         pipeline_id: str = result["id"]
         return pipeline_id

@@ -91,26 +91,33 @@ async def async_setup_assist_pipeline(hass: HomeAssistant) -> None:
     assert await async_setup_component(hass, "assist_pipeline", {})
 
 
+def create_text_pipeline(
+    conversation_engine: str, *, name: str = "Home Agent voice", prefer_local_intents: bool = False
+) -> dict[str, Any]:
+    """Return the websocket command that creates a text-only pipeline answered by an agent."""
+    return {
+        "prefer_local_intents": prefer_local_intents,
+        "type": "assist_pipeline/pipeline/create",
+        "name": name,
+        "language": "en",
+        "conversation_engine": conversation_engine,
+        "conversation_language": "en",
+        "stt_engine": None,
+        "stt_language": None,
+        "tts_engine": None,
+        "tts_language": None,
+        "tts_voice": None,
+        "wake_word_entity": None,
+        "wake_word_id": None,
+    }
+
+
 async def async_create_pipeline(
     client: MockHAClientWebSocket, conversation_engine: str, *, prefer_local_intents: bool = False
 ) -> str:
     """Create a pipeline answered by an agent; return its id."""
     await client.send_json_auto_id(
-        {
-            "prefer_local_intents": prefer_local_intents,
-            "type": "assist_pipeline/pipeline/create",
-            "name": "Home Agent voice",
-            "language": "en",
-            "conversation_engine": conversation_engine,
-            "conversation_language": "en",
-            "stt_engine": None,
-            "stt_language": None,
-            "tts_engine": None,
-            "tts_language": None,
-            "tts_voice": None,
-            "wake_word_entity": None,
-            "wake_word_id": None,
-        }
+        create_text_pipeline(conversation_engine, prefer_local_intents=prefer_local_intents)
     )
     message = await client.receive_json()
     assert message["success"], message
