@@ -19,7 +19,7 @@ from homeassistant.auth.const import GROUP_ID_ADMIN
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 
-from tests.pipeline_runs import create_text_pipeline
+from tests.pipeline_runs import create_text_pipeline, run_text
 
 CLIENT_ID = "https://bench.example/"
 
@@ -70,17 +70,7 @@ class Websocket:
     ) -> TimedRun:
         """Run the intent stage for a device; return its events, timed from the send."""
         started = time.perf_counter()
-        await self.command(
-            {
-                "type": "assist_pipeline/run",
-                "start_stage": "intent",
-                "end_stage": "intent",
-                "input": {"text": text},
-                "pipeline": pipeline_id,
-                "conversation_id": conversation_id,
-                "device_id": device_id,
-            }
-        )
+        await self.command(run_text(pipeline_id, text, device_id, conversation_id))
         events: list[TimedEvent] = []
         while not events or events[-1].type != "run-end":
             message = await self._socket.receive_json()

@@ -112,6 +112,21 @@ def create_text_pipeline(
     }
 
 
+def run_text(
+    pipeline_id: str, text: str, device_id: str, conversation_id: str | None
+) -> dict[str, Any]:
+    """Return the websocket command that runs a pipeline's intent stage for a device's text."""
+    return {
+        "type": "assist_pipeline/run",
+        "start_stage": "intent",
+        "end_stage": "intent",
+        "input": {"text": text},
+        "pipeline": pipeline_id,
+        "conversation_id": conversation_id,
+        "device_id": device_id,
+    }
+
+
 async def async_create_pipeline(
     client: MockHAClientWebSocket, conversation_engine: str, *, prefer_local_intents: bool = False
 ) -> str:
@@ -134,17 +149,7 @@ async def async_run_text(
     conversation_id: str | None = None,
 ) -> PipelineRun:
     """Run the intent stage for a device the way a satellite's turn reaches the agent."""
-    await client.send_json_auto_id(
-        {
-            "type": "assist_pipeline/run",
-            "start_stage": "intent",
-            "end_stage": "intent",
-            "input": {"text": text},
-            "pipeline": pipeline_id,
-            "conversation_id": conversation_id,
-            "device_id": device_id,
-        }
-    )
+    await client.send_json_auto_id(run_text(pipeline_id, text, device_id, conversation_id))
     message = await client.receive_json()
     assert message["success"], message
     events: list[dict[str, Any]] = []
