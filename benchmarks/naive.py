@@ -26,7 +26,6 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
-from custom_components.home_agent.api import TurnStats
 from custom_components.home_agent.backend import AgentBackend
 from custom_components.home_agent.session import Exchange, Session
 
@@ -201,7 +200,7 @@ class NaiveAgentEntity(conversation.ConversationEntity):
             )
             session.transcript = history
             start = len(chat_log.content)
-            response = await self._backend.async_answer(user_input, chat_log, session, TurnStats())
+            response = (await self._backend.async_answer(user_input, chat_log, session)).response
             speech = next((c.content for c in reversed(chat_log.content[start:]) if c.content), "")
             history.append(Exchange(user_input.text, speech))
             if response is None:

@@ -30,6 +30,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from yarl import URL
 
 from .const import DOMAIN, LOGGER
+from .metrics import TurnStats
 from .redact import redact_url
 from .session import sanitize_text
 
@@ -115,36 +116,6 @@ def normalize_base_url(base_url: str) -> str:
 def auth_headers(api_key: str | None) -> dict[str, str]:
     """Return the headers that authenticate a request (none without a key)."""
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-@dataclass(slots=True)
-class TurnStats:
-    """What one turn cost: filled in by every request of the turn (tool rounds included).
-
-    Times are `time.monotonic()` seconds; token counts add up over the turn's requests and
-    stay None while no server reported them.
-    """
-
-    first_text_at: float | None = None
-    requests: int = 0
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    # What the turn's user message carried besides the words (the time), for the transcript.
-    facts: str | None = None
-
-    def add_usage(self, prompt: Any, completion: Any, cached: Any) -> None:
-        """Add a request's token counts (values that are not counts are ignored)."""
-        self.prompt_tokens = _added(self.prompt_tokens, prompt)
-        self.completion_tokens = _added(self.completion_tokens, completion)
-        self.cached_tokens = _added(self.cached_tokens, cached)
-
-
-def _added(total: int | None, value: Any) -> int | None:
-    """Return total + value when value is a count."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        return total
-    return (total or 0) + value
 
 
 def _record_usage(stats: TurnStats, chunk: dict[str, Any]) -> None:

@@ -1,14 +1,33 @@
-"""The interface every answering backend implements."""
+"""The interface every answering backend implements, and what it answers with."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from homeassistant.components.conversation import ChatLog, ConversationInput
+from homeassistant.components.conversation import ChatLog, Content, ConversationInput
 from homeassistant.helpers import intent
 
-from .api import TurnStats
+from .metrics import TurnStats
 from .session import Session
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a backend answered in one turn, besides what it wrote into the turn's chat log."""
+
+    # What the turn cost, where known (a delegate's costs are not).
+    stats: TurnStats = field(default_factory=TurnStats)
+    # A response that carries more than text (a delegate's matched entities, its error);
+    # None: the last assistant text the turn added to its chat log is the answer.
+    response: intent.IntentResponse | None = None
+    # What the turn's user message carried besides the words (the time), for the transcript.
+    facts: str | None = None
+    # Whether the device should listen again; None: as the chat log says (a question).
+    continue_conversation: bool | None = None
+    # Where the turn's tool rounds are, when not in the turn's chat log (a delegate's own).
+    contents: Sequence[Content] | None = None
 
 
 class AgentBackend(Protocol):
@@ -20,17 +39,11 @@ class AgentBackend(Protocol):
         ...
 
     async def async_answer(
-        self,
-        user_input: ConversationInput,
-        chat_log: ChatLog,
-        session: Session,
-        stats: TurnStats,
-    ) -> intent.IntentResponse | None:
+        self, user_input: ConversationInput, chat_log: ChatLog, session: Session
+    ) -> Reply:
         """Answer one turn of a session (its transcript holds the earlier turns).
 
         The reply and any tool calls are added to `chat_log` as they come, so the
-        pipeline streams them; what the turn cost goes into `stats` where known. A
-        backend whose answer carries more than text (a delegate's matched entities)
-        returns its response; otherwise None.
+        pipeline streams them.
         """
         ...

@@ -16,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .api import ModelAuthError, TurnStats
+from .api import ModelAuthError
 from .compat import satellite_id_of
 from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT, UNLOAD_TURN_WAIT
 from .data import HomeAgentConfigEntry
@@ -58,6 +58,8 @@ class HomeAgentConversationEntity(
         self._turns_in_flight: set[asyncio.Future[None]] = set()
         self._failing = False
         self._watcher: LocalTurnWatcher | None = None
+        # Chat log id -> whether the backend asked the device to listen again (this turn).
+        self._continue: dict[str, bool] = {}
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
@@ -147,7 +149,9 @@ class HomeAgentConversationEntity(
         return conversation.ConversationResult(
             response=response,
             conversation_id=session.conversation_id,
-            continue_conversation=chat_log.continue_conversation,
+            continue_conversation=self._continue.pop(
+                chat_log.conversation_id, chat_log.continue_conversation
+            ),
         )
 
     @asynccontextmanager
@@ -174,11 +178,10 @@ class HomeAgentConversationEntity(
         """Ask the backend; any failure becomes a spoken apology that is not remembered."""
         start = len(chat_log.content)
         started = time.monotonic()
-        stats = TurnStats()
         try:
             async with asyncio.timeout(TURN_TIME_LIMIT):
-                response = await self.entry.runtime_data.backend.async_answer(
-                    user_input, chat_log, session, stats
+                reply = await self.entry.runtime_data.backend.async_answer(
+                    user_input, chat_log, session
                 )
         except ModelAuthError as err:
             self.entry.async_start_reauth(self.hass)
@@ -194,6 +197,7 @@ class HomeAgentConversationEntity(
             LOGGER.debug("Unexpected error while answering", exc_info=True)
             error = HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
             return self._apology(user_input, chat_log, error), None
+        response = reply.response
         if response is not None and response.response_type is intent.IntentResponseType.ERROR:
             # A delegate's error: spoken as the delegate put it, not remembered as an answer.
             return response, None
@@ -201,9 +205,11 @@ class HomeAgentConversationEntity(
             LOGGER.info("%s answers again", self.entry.title)
             self._failing = False
         self.entry.runtime_data.metrics.async_record(
-            TurnMetrics.of_turn(started, time.monotonic(), stats)
+            TurnMetrics.of_turn(started, time.monotonic(), reply.stats)
         )
         added = chat_log.content[start:]
+        if reply.continue_conversation is not None:
+            self._continue[chat_log.conversation_id] = reply.continue_conversation
         speech = next(
             (
                 content.content
@@ -217,7 +223,8 @@ class HomeAgentConversationEntity(
             response.async_set_speech(speech)
         else:
             speech = response.speech.get("plain", {}).get("speech") or speech
-        return response, Exchange(user_input.text, speech, turn_rounds(added), facts=stats.facts)
+        rounds = turn_rounds(added if reply.contents is None else reply.contents)
+        return response, Exchange(user_input.text, speech, rounds, facts=reply.facts)
 
     def _apology(
         self,

@@ -15,9 +15,8 @@ from homeassistant.components.conversation import (
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import intent
 
-from .api import TurnStats
+from .backend import Reply
 from .compat import async_converse, satellite_id_of
 from .const import DOMAIN
 from .memory import transcript_lines
@@ -58,11 +57,10 @@ class DelegateBackend:
         user_input: ConversationInput,
         chat_log: ChatLog,
         session: Session,
-        stats: TurnStats,
-    ) -> intent.IntentResponse:
-        """Delegate the turn in the turn's chat log; return the delegate's response.
+    ) -> Reply:
+        """Delegate the turn in the turn's chat log; answer with the delegate's response.
 
-        The delegate's own costs are not known here (`stats` stays empty).
+        The delegate's own costs are not known here.
         """
         if self.delegate_id in (user_input.agent_id, self._own_entry_id):
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="delegate_loop")
@@ -88,4 +86,4 @@ class DelegateBackend:
                 translation_key="delegate_missing",
                 translation_placeholders={"agent_id": self.delegate_id},
             ) from err
-        return result.response
+        return Reply(response=result.response, continue_conversation=result.continue_conversation)

@@ -5,10 +5,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, callback
 
-from .api import TurnStats
+
+@dataclass(slots=True)
+class TurnStats:
+    """What one turn cost: filled in by every request of the turn (tool rounds included).
+
+    Times are `time.monotonic()` seconds; token counts add up over the turn's requests and
+    stay None while no server reported them.
+    """
+
+    first_text_at: float | None = None
+    requests: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+
+    def add_usage(self, prompt: Any, completion: Any, cached: Any) -> None:
+        """Add a request's token counts (values that are not counts are ignored)."""
+        self.prompt_tokens = _added(self.prompt_tokens, prompt)
+        self.completion_tokens = _added(self.completion_tokens, completion)
+        self.cached_tokens = _added(self.cached_tokens, cached)
+
+
+def _added(total: int | None, value: Any) -> int | None:
+    """Return total + value when value is a count."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return total
+    return (total or 0) + value
 
 
 @dataclass(slots=True, frozen=True)

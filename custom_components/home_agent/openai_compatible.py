@@ -12,7 +12,8 @@ from homeassistant.components.conversation import (
 )
 from homeassistant.core import HomeAssistant
 
-from .api import ModelClient, TurnStats, translated_error
+from .api import ModelClient, translated_error
+from .backend import Reply
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,
@@ -28,6 +29,7 @@ from .const import (
 from .history import TokenEstimator, exchanges_over_budget
 from .llm_tools import async_get_toolbox
 from .memory import history_messages, json_text, live_messages, with_facts
+from .metrics import TurnStats
 from .prompt import async_system_prompt, async_turn_facts
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
@@ -67,9 +69,9 @@ class OpenAICompatibleBackend:
         user_input: ConversationInput,
         chat_log: ChatLog,
         session: Session,
-        stats: TurnStats,
-    ) -> None:
+    ) -> Reply:
         """Answer one turn into the chat log, running Home Assistant tools as the model asks."""
+        stats = TurnStats()
         context = llm_context(DOMAIN, user_input)
         toolbox = await async_get_toolbox(self._hass, llm_api_ids(self._settings), context)
         system_prompt = await async_system_prompt(
@@ -96,7 +98,7 @@ class OpenAICompatibleBackend:
             {"role": "system", "content": _with_recap(system_prompt, session.recap)},
             *history_messages(session.transcript),
         ]
-        facts = stats.facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
+        facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
         turn_start = _last_user_index(chat_log)
         request: dict[str, Any] = {
             "temperature": self._settings[CONF_TEMPERATURE],
@@ -124,6 +126,7 @@ class OpenAICompatibleBackend:
             raise translated_error("model_tool_loop")
         if stats.prompt_tokens:
             self.estimator.calibrate(sent_chars, stats.prompt_tokens)
+        return Reply(stats=stats, facts=facts)
 
     async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
         """Return the model's updated summary of a conversation (no tools)."""
