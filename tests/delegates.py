@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from homeassistant.components import conversation
@@ -104,3 +105,72 @@ class StreamingAgent(conversation.AbstractConversationAgent):
             return conversation.ConversationResult(
                 response=response, conversation_id=chat_log.conversation_id
             )
+
+
+class ChatLogAgent(conversation.AbstractConversationAgent):
+    """An LLM-like agent: reads the chat log of the id it is given, answers into it.
+
+    Like core LLM agents it sends the model its chat log (the earlier turns) and its
+    `extra_system_prompt`; `seen` keeps, per turn, what that model would be given.
+    """
+
+    def __init__(
+        self, hass: HomeAssistant, replies: list[str] | None = None, *, listen_again: bool = False
+    ) -> None:
+        """Answer with `replies` in turn (then "reply <n>"); ask to listen again if told to."""
+        self.hass = hass
+        self.replies = list(replies or [])
+        self.listen_again = listen_again
+        self.seen: list[AgentView] = []
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Any language."""
+        return MATCH_ALL
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer in the chat log of the conversation it is given."""
+        with (
+            chat_session.async_get_chat_session(self.hass, user_input.conversation_id) as session,
+            conversation.async_get_chat_log(self.hass, session, user_input) as chat_log,
+        ):
+            self.seen.append(
+                AgentView(
+                    conversation_id=chat_log.conversation_id,
+                    extra_system_prompt=user_input.extra_system_prompt,
+                    messages=[
+                        (content.role, content.content)
+                        for content in chat_log.content[1:-1]
+                        if content.role in ("user", "assistant") and content.content
+                    ],
+                )
+            )
+            speech = self.replies.pop(0) if self.replies else f"reply {len(self.seen)}"
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.AssistantContent(
+                    agent_id="conversation.chat_log_agent", content=speech
+                )
+            )
+            response = intent.IntentResponse(language=user_input.language)
+            response.async_set_speech(speech)
+            return conversation.ConversationResult(
+                response=response,
+                conversation_id=chat_log.conversation_id,
+                continue_conversation=self.listen_again or chat_log.continue_conversation,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """What an LLM agent is given in one turn: its chat log's earlier turns and instructions."""
+
+    conversation_id: str
+    extra_system_prompt: str | None
+    messages: list[tuple[str, str | None]]
+
+    def mentions(self, text: str) -> int:
+        """Return how often the model is told `text`: in its messages and its instructions."""
+        in_messages = sum(1 for _role, said in self.messages if said and text in said)
+        return in_messages + (self.extra_system_prompt or "").count(text)

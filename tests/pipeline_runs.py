@@ -51,6 +51,12 @@ class PipelineRun:
         return response
 
     @property
+    def continue_conversation(self) -> bool:
+        """Return whether the agent asked the device to listen again."""
+        listen: bool = self._data("intent-end")["intent_output"]["continue_conversation"]
+        return listen
+
+    @property
     def deltas(self) -> list[dict[str, Any]]:
         """Return the chat-log deltas the pipeline passed on while the agent answered."""
         return [
@@ -74,7 +80,7 @@ class Voice:
     pipeline_id: str
 
     async def say(
-        self, text: str, device_id: str, conversation_id: str | None = None
+        self, text: str, device_id: str | None, conversation_id: str | None = None
     ) -> PipelineRun:
         """Speak a sentence on a satellite (passing back HA's id, as within 5 minutes)."""
         return await async_run_text(
@@ -113,7 +119,7 @@ def create_text_pipeline(
 
 
 def run_text(
-    pipeline_id: str, text: str, device_id: str, conversation_id: str | None
+    pipeline_id: str, text: str, device_id: str | None, conversation_id: str | None
 ) -> dict[str, Any]:
     """Return the websocket command that runs a pipeline's intent stage for a device's text."""
     return {
@@ -145,7 +151,7 @@ async def async_run_text(
     pipeline_id: str,
     text: str,
     *,
-    device_id: str,
+    device_id: str | None,
     conversation_id: str | None = None,
 ) -> PipelineRun:
     """Run the intent stage for a device the way a satellite's turn reaches the agent."""

@@ -82,13 +82,13 @@ async def delegating_agent(hass: HomeAssistant, llm_agent: MockConfigEntry) -> M
     return entry
 
 
-async def test_llm_agent_gets_the_transcript_as_extra_system_prompt(
+async def test_an_llm_agent_as_delegate_hears_each_earlier_turn_once(
     hass: HomeAssistant,
     delegating_agent: MockConfigEntry,
     fake_openai: FakeOpenAI,
     hass_ws_client: WebSocketGenerator,
 ) -> None:
-    """The delegate's system prompt tells it what was said earlier in the session."""
+    """The delegate remembers the first turn itself: no copy of it in its instructions."""
     voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
     kitchen = make_device(hass, "Kitchen satellite")
     fake_openai.reply("Noted, your locker is 42.")
@@ -100,10 +100,11 @@ async def test_llm_agent_gets_the_transcript_as_extra_system_prompt(
     assert first.speech == "Noted, your locker is 42."
     assert second.speech == "It is 42."
     assert second.conversation_id == first.conversation_id
-    assert "my locker number is 42" not in fake_openai.chat_requests[0].system_prompt
-    system_prompt = fake_openai.chat_requests[1].system_prompt
-    assert "User: my locker number is 42" in system_prompt
-    assert "Assistant: Noted, your locker is 42." in system_prompt
+    request = fake_openai.chat_requests[1]
+    assert request.system_prompt == fake_openai.chat_requests[0].system_prompt
+    told = [text for _role, text in request.dialogue]
+    assert told.count("my locker number is 42") == 1
+    assert "my locker number is 42" not in request.system_prompt
 
 
 async def test_a_failing_delegate_is_not_remembered(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryDisabler
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
 import pytest
@@ -169,3 +170,66 @@ async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
     assert slow.response.response_type.value == "error"
     assert "took too long" in slow.response.speech["plain"]["speech"]
     assert slow.conversation_id == first.conversation_id
+
+
+async def _hold_a_turn(
+    hass: HomeAssistant, agent_options: dict[str, Any]
+) -> tuple[GateAgent, MockConfigEntry, str, asyncio.Task[Any]]:
+    """Answer a first turn, then start a second the delegate holds; return them."""
+    agent = GateAgent()
+    entry = await async_setup_delegating_to(hass, agent, agent_options)
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="remember the milk", device_id=kitchen)
+    turn = asyncio.create_task(converse(hass, text="and the eggs", device_id=kitchen))
+    await agent.waiting.wait()
+    return agent, entry, first.conversation_id, turn
+
+
+async def _after(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Let `seconds` pass (the turn is still being answered)."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_reload_during_a_long_turn_keeps_its_exchange(
+    hass: HomeAssistant, agent_options: dict[str, Any], freezer: FrozenDateTimeFactory
+) -> None:
+    """A turn still answering 30 s into an option change: answered, and remembered."""
+    agent, entry, conversation_id, turn = await _hold_a_turn(hass, agent_options)
+
+    reload = hass.async_create_task(hass.config_entries.async_reload(entry.entry_id))
+    await _after(hass, freezer, 30)
+    agent.gate.set()
+    answered = await turn
+    assert await reload
+    after = await converse(hass, text="what do I need", device_id=agent.inputs[0].device_id)
+
+    assert answered.response.speech["plain"]["speech"] == "answer 2"
+    assert answered.conversation_id == after.conversation_id == conversation_id
+    assert "User: and the eggs" in (agent.inputs[-1].extra_system_prompt or "")
+
+
+@pytest.mark.parametrize("action", ["disable", "delete"])
+async def test_disabling_or_deleting_the_agent_during_a_long_turn_still_answers_it(
+    hass: HomeAssistant,
+    agent_options: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    action: str,
+) -> None:
+    """The caller hears the answer with the session's id, not "Unknown error"."""
+    agent, entry, conversation_id, turn = await _hold_a_turn(hass, agent_options)
+
+    if action == "disable":
+        stop = hass.config_entries.async_set_disabled_by(entry.entry_id, ConfigEntryDisabler.USER)
+    else:
+        stop = hass.config_entries.async_remove(entry.entry_id)
+    stopping = hass.async_create_task(stop)
+    await _after(hass, freezer, 30)
+    agent.gate.set()
+    answered = await turn
+    await stopping
+
+    assert answered.response.speech["plain"]["speech"] == "answer 2"
+    assert answered.conversation_id == conversation_id

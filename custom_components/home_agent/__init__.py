@@ -21,6 +21,8 @@ from .const import (
 )
 from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
+from .lasting import async_drop_lasting_state, lasting_state
+from .local_turns import LocalTurnWatcher
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
@@ -41,6 +43,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> bool:
     """Restore the agent's sessions and start answering."""
     settings = entry_settings(entry)
+    lasting = lasting_state(hass, entry.entry_id)
     tracker = SessionTracker(
         hass,
         entry.entry_id,
@@ -60,9 +63,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
             entry.async_on_unload(recaps.async_stop)
         backend = model_backend
     else:
-        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id)
+        conversations = lasting.delegate_conversations
+        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id, conversations)
+        conversations.async_attach(tracker)
+        entry.async_on_unload(conversations.async_detach)
     await tracker.async_start()
     entry.async_on_unload(tracker.async_shutdown)
+    watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
+    entry.async_on_unload(watcher.async_stop)
     entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -75,10 +83,12 @@ async def _async_reload_on_change(hass: HomeAssistant, entry: HomeAgentConfigEnt
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> bool:
-    """Stop the agent; pending session changes are written first."""
+    """Stop the agent once its turns in flight are answered and recorded, then save."""
+    await entry.runtime_data.tracker.async_wait_for_turns()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
     """Delete every file holding the agent's sessions and transcripts, and its repairs."""
+    async_drop_lasting_state(hass, entry.entry_id)
     await async_remove_stored(hass, entry.entry_id)

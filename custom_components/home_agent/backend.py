@@ -28,6 +28,9 @@ class Reply:
     continue_conversation: bool | None = None
     # Where the turn's tool rounds are, when not in the turn's chat log (a delegate's own).
     contents: Sequence[Content] | None = None
+    # How many of the oldest exchanges leave the transcript with this turn (they no longer
+    # fit the history sent to the model).
+    leaving: int = 0
 
 
 class AgentBackend(Protocol):

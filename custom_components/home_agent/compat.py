@@ -7,10 +7,12 @@ import inspect
 from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.helpers import llm
+from homeassistant.core import Context
+from homeassistant.helpers import chat_session, llm
 
 _CONVERSE_PARAMS = frozenset(inspect.signature(conversation.async_converse).parameters)
 _LLM_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(llm.LLMContext))
+_CHAT_SESSION_PARAMS = frozenset(inspect.signature(chat_session.async_get_chat_session).parameters)
 
 
 def satellite_id_of(user_input: conversation.ConversationInput) -> str | None:
@@ -39,3 +41,8 @@ def llm_context(domain: str, user_input: conversation.ConversationInput) -> llm.
     if "agent_id" in _LLM_CONTEXT_FIELDS:
         fields["agent_id"] = user_input.agent_id
     return llm.LLMContext(**fields)
+
+
+def chat_session_context(context: Context) -> dict[str, Any]:
+    """Return the keyword that names a chat session's user (2026.11+ asks for it)."""
+    return {"context": context} if "context" in _CHAT_SESSION_PARAMS else {}

@@ -74,8 +74,6 @@ TOOL_RESULT_MAX_CHARS: Final = 1024
 # answer) before it is answered with an apology: a hanging model or delegate never blocks
 # the device's later turns.
 TURN_TIME_LIMIT: Final = 120.0
-# Seconds an unloading agent waits for turns in flight, so their exchanges are kept.
-UNLOAD_TURN_WAIT: Final = 10.0
 
 # Options of the long-conversation issue: a token budget for the history sent to the
 # model, and a running summary of what left it.

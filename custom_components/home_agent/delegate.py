@@ -1,12 +1,23 @@
-"""Backend `agent`: hand each turn to another conversation agent, with our context.
+"""Backend `agent`: hand each turn to another conversation agent, in a conversation of its own.
 
-The delegate answers inside the turn's own chat log (it is given that log's
-conversation id, which Home Assistant resolves to the chat session already open), so
-an agent that streams reaches the pipeline as early as when it is used directly.
+The delegate answers in the conversation Home Agent keeps for it per session (see
+`delegate_conversations.py`), so what it knows of the conversation (its chat log, the
+built-in agent's "it") lasts exactly as long as the session. What it said is streamed on to
+the pipeline as it comes, and its answer is written into the turn's own chat log.
+
+An LLM delegate reads the earlier turns in its own chat log; what it cannot know (what was
+said before Home Assistant restarted) is told once, as `extra_system_prompt`, the same text
+every turn; turns Home Assistant answered itself meanwhile are added to its chat log, in
+order. A legacy agent that keeps no chat log is told the whole transcript every turn.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.components import conversation
 from homeassistant.components.conversation import (
     ChatLog,
     ConversationEntityFeature,
@@ -15,16 +26,18 @@ from homeassistant.components.conversation import (
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import chat_session
 
 from .backend import Reply
-from .compat import async_converse, satellite_id_of
+from .compat import async_converse, chat_session_context, satellite_id_of
 from .const import DOMAIN
-from .memory import transcript_lines
+from .delegate_conversations import DelegateConversation, DelegateConversations
+from .memory import last_text, transcript_lines
 from .session import Session
 
 
 def transcript_prompt(session: Session) -> str | None:
-    """Describe the session so far for an agent whose own memory may have lapsed."""
+    """Describe the session so far for an agent whose own memory lacks it."""
     if not session.transcript and not session.recap:
         return None
     lines = ["This is a continuing voice conversation."]
@@ -39,11 +52,18 @@ def transcript_prompt(session: Session) -> str | None:
 class DelegateBackend:
     """Answer through another Home Assistant conversation agent."""
 
-    def __init__(self, hass: HomeAssistant, delegate_id: str, own_entry_id: str) -> None:
-        """Remember which agent to delegate to."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        delegate_id: str,
+        own_entry_id: str,
+        conversations: DelegateConversations,
+    ) -> None:
+        """Delegate to `delegate_id`, in the conversations kept for the agent's sessions."""
         self._hass = hass
         self.delegate_id = delegate_id
         self._own_entry_id = own_entry_id
+        self._conversations = conversations
 
     @property
     def can_act(self) -> bool:
@@ -53,37 +73,120 @@ class DelegateBackend:
         return bool(features & ConversationEntityFeature.CONTROL)
 
     async def async_answer(
-        self,
-        user_input: ConversationInput,
-        chat_log: ChatLog,
-        session: Session,
+        self, user_input: ConversationInput, chat_log: ChatLog, session: Session
     ) -> Reply:
-        """Delegate the turn in the turn's chat log; answer with the delegate's response.
+        """Let the delegate answer in the session's delegate conversation.
 
         The delegate's own costs are not known here.
         """
         if self.delegate_id in (user_input.agent_id, self._own_entry_id):
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="delegate_loop")
-        extra = "\n\n".join(
-            part for part in (transcript_prompt(session), user_input.extra_system_prompt) if part
+        delegated = self._conversations.async_conversation_for(
+            session, user_input.context.user_id, transcript_prompt(session)
         )
-        # A delegate that never answers is bounded by the whole turn's time limit.
-        try:
-            result = await async_converse(
+        if delegated.uses_chat_log is False:
+            delegated.prompt = transcript_prompt(session)
+        # In a task of its own: the chat session and chat log the delegate runs in are the
+        # current ones there only, never the turn's.
+        result, added = await asyncio.create_task(
+            self._async_converse(user_input, chat_log, session, delegated),
+            name=f"{DOMAIN} delegate turn",
+        )
+        delegated.known_turns = session.turns + 1  # this turn, once recorded
+        delegated.uses_chat_log = any(
+            isinstance(content, conversation.AssistantContent) for content in added
+        )
+        speech = result.response.speech.get("plain", {}).get("speech") or last_text(added)
+        chat_log.async_add_assistant_content_without_tools(
+            conversation.AssistantContent(agent_id=user_input.agent_id, content=speech)
+        )
+        return Reply(
+            response=result.response,
+            continue_conversation=result.continue_conversation,
+            contents=added,
+        )
+
+    async def _async_converse(
+        self,
+        user_input: ConversationInput,
+        turn_log: ChatLog,
+        session: Session,
+        delegated: DelegateConversation,
+    ) -> tuple[conversation.ConversationResult, list[conversation.Content]]:
+        """Run the delegate in its conversation; return its result and what it added."""
+        extra = "\n\n".join(
+            part for part in (delegated.prompt, user_input.extra_system_prompt) if part
+        )
+        # Held outermost: a conversation that ends meanwhile is cleaned up only once Home
+        # Assistant has stored its chat log and session (else the stored log would linger).
+        with (
+            self._conversations.using(delegated),
+            chat_session.async_get_chat_session(
                 self._hass,
-                text=user_input.text,
-                conversation_id=chat_log.conversation_id,
-                context=user_input.context,
-                language=user_input.language,
-                agent_id=self.delegate_id,
-                device_id=user_input.device_id,
-                satellite_id=satellite_id_of(user_input),
-                extra_system_prompt=extra or None,
+                delegated.conversation_id,
+                **chat_session_context(user_input.context),
+            ) as kept,
+            conversation.async_get_chat_log(
+                self._hass, kept, chat_log_delta_listener=_forwarder(turn_log)
+            ) as delegate_log,
+        ):
+            self._conversations.async_hold(delegated, kept)
+            if delegated.uses_chat_log is not False:
+                _add_local_turns(delegate_log, session, delegated)
+            start = len(delegate_log.content)
+            try:
+                # A delegate that never answers is bounded by the whole turn's time limit.
+                result = await async_converse(
+                    self._hass,
+                    text=user_input.text,
+                    conversation_id=delegated.conversation_id,
+                    context=user_input.context,
+                    language=user_input.language,
+                    agent_id=self.delegate_id,
+                    device_id=user_input.device_id,
+                    satellite_id=satellite_id_of(user_input),
+                    extra_system_prompt=extra or None,
+                )
+            except ValueError as err:  # the agent is gone
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="delegate_missing",
+                    translation_placeholders={"agent_id": self.delegate_id},
+                ) from err
+            return result, list(delegate_log.content[start:])
+
+
+def _forwarder(turn_log: ChatLog) -> Callable[[ChatLog, dict[str, Any]], None] | None:
+    """Return a listener that passes the delegate's streamed text on to the turn's listener.
+
+    The pipeline listens to the chat log it opened (to speak early); the delegate writes
+    into its own.
+    """
+    if (listener := turn_log.delta_listener) is None:
+        return None
+
+    def forward(_delegate_log: ChatLog, delta: dict[str, Any]) -> None:
+        listener(turn_log, delta)
+
+    return forward
+
+
+def _add_local_turns(
+    delegate_log: ChatLog, session: Session, delegated: DelegateConversation
+) -> None:
+    """Add the turns Home Assistant answered itself since the delegate's last turn.
+
+    Each of them counts as a turn of the session and is in its transcript, newest last.
+    """
+    new = session.turns - delegated.known_turns
+    if new <= 0:
+        return
+    for exchange in list(session.transcript)[-new:]:
+        if not exchange.local:
+            continue
+        delegate_log.async_add_user_content(conversation.UserContent(content=exchange.user))
+        delegate_log.async_add_assistant_content_without_tools(
+            conversation.AssistantContent(
+                agent_id=conversation.HOME_ASSISTANT_AGENT, content=exchange.assistant
             )
-        except ValueError as err:  # the agent is gone
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="delegate_missing",
-                translation_placeholders={"agent_id": self.delegate_id},
-            ) from err
-        return Reply(response=result.response, continue_conversation=result.continue_conversation)
+        )

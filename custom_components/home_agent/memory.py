@@ -8,7 +8,7 @@ exchange marked `local`. The transcript is sent to the model in OpenAI's message
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 import json
 from typing import Any
 
@@ -66,25 +66,69 @@ def turn_rounds(contents: Sequence[conversation.Content]) -> tuple[ToolRound, ..
     )
 
 
+def last_text(contents: Sequence[conversation.Content]) -> str:
+    """Return the last assistant text among some chat-log content ("" if none)."""
+    return next(
+        (
+            content.content
+            for content in reversed(contents)
+            if isinstance(content, conversation.AssistantContent) and content.content
+        ),
+        "",
+    )
+
+
+def turn_exchange(
+    text: str, speech: str, contents: Sequence[conversation.Content], facts: str | None
+) -> Exchange:
+    """Return what the transcript keeps of an answered turn (`contents`: what it added)."""
+    return Exchange(text, speech, turn_rounds(contents), facts=facts)
+
+
+# Who answers a turn Home Assistant handles itself, in the chat log: the built-in agent
+# (a local intent) or a sentence trigger.
+LOCAL_AGENT_IDS = frozenset({conversation.HOME_ASSISTANT_AGENT, "sentence_trigger"})
+
+
 def local_exchanges(contents: Iterable[conversation.Content]) -> list[Exchange]:
     """Return the exchanges Home Assistant answered itself, in order.
 
-    `contents` is chat-log content Home Agent did not add: each user message followed by
-    an assistant's text is one exchange; a user message without an answer is skipped.
+    Each user message answered by Home Assistant's own text is one exchange, with what was
+    done on the way (from 2026.x Home Assistant writes its intent as a tool call of the
+    pipeline's agent); a message answered by any agent (Home Agent's, another's), or not at
+    all, is no local turn.
     """
     exchanges: list[Exchange] = []
+    for user, answer in _spans(contents):
+        text = next(
+            (
+                content
+                for content in reversed(answer)
+                if isinstance(content, conversation.AssistantContent) and content.content
+            ),
+            None,
+        )
+        if text is not None and text.agent_id in LOCAL_AGENT_IDS:
+            rounds = turn_rounds(answer)
+            exchanges.append(Exchange(user, text.content or "", rounds, local=True))
+    return exchanges
+
+
+def _spans(
+    contents: Iterable[conversation.Content],
+) -> Iterator[tuple[str, list[conversation.Content]]]:
+    """Yield each user message with the content that follows it, up to the next one."""
     user: str | None = None
+    answer: list[conversation.Content] = []
     for content in contents:
         if isinstance(content, conversation.UserContent):
-            user = content.content
-        elif (
-            isinstance(content, conversation.AssistantContent)
-            and user is not None
-            and content.content
-        ):
-            exchanges.append(Exchange(user, content.content, local=True))
-            user = None
-    return exchanges
+            if user is not None:
+                yield user, answer
+            user, answer = content.content, []
+        elif user is not None:
+            answer.append(content)
+    if user is not None:
+        yield user, answer
 
 
 def _tool_call_message(

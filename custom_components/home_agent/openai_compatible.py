@@ -86,17 +86,14 @@ class OpenAICompatibleBackend:
         chat_log.content[0] = SystemContent(content=system_prompt)
         tools = toolbox.schemas()
         chat_log.async_trace({"messages": chat_log.content, "tools": tools})
-        self._tracker.async_retire(
-            session,
-            exchanges_over_budget(
-                session.transcript, int(self._settings[CONF_HISTORY_MAX_TOKENS]), self.estimator
-            ),
+        leaving = exchanges_over_budget(
+            session.transcript, int(self._settings[CONF_HISTORY_MAX_TOKENS]), self.estimator
         )
         # Everything before the current turn is the same as in the previous request of
         # this session, so a server's prompt cache only evaluates what is new.
         earlier: list[dict[str, Any]] = [
             {"role": "system", "content": _with_recap(system_prompt, session.recap)},
-            *history_messages(session.transcript),
+            *history_messages(list(session.transcript)[leaving:]),
         ]
         facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
         turn_start = _last_user_index(chat_log)
@@ -126,7 +123,7 @@ class OpenAICompatibleBackend:
             raise translated_error("model_tool_loop")
         if stats.prompt_tokens:
             self.estimator.calibrate(sent_chars, stats.prompt_tokens)
-        return Reply(stats=stats, facts=facts)
+        return Reply(stats=stats, facts=facts, leaving=leaving)
 
     async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
         """Return the model's updated summary of a conversation (no tools)."""

@@ -20,6 +20,7 @@ from .const import LOGGER, RECAP_IDLE_DELAY
 from .memory import transcript_lines
 from .session import Exchange, Session
 from .tracker import SessionChange, SessionTracker
+from .turn import Turn
 
 type Summarizer = Callable[[str | None, list[Exchange]], Awaitable[str]]
 
@@ -49,18 +50,20 @@ class RecapMaker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._unsubs = [
             tracker.async_add_listener(self._async_session_changed),
+            tracker.async_add_turn_listener(self),
             # Entries are not unloaded when Home Assistant stops; nothing may linger.
             hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._async_stopping),
         ]
 
     @callback
-    def async_turn_started(self, session: Session) -> None:
+    def async_turn_started(self, turn: Turn) -> None:
         """Abandon the session's summary: a turn is being answered."""
-        self._cancel(session.conversation_id)
+        self._cancel(turn.session.conversation_id)
 
     @callback
-    def async_turn_ended(self, session: Session) -> None:
+    def async_turn_ended(self, turn: Turn) -> None:
         """Summarize the waiting exchanges once the session has been idle for a while."""
+        session = turn.session
         self._cancel(session.conversation_id)
         if not session.recap_pending:
             return

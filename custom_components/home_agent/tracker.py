@@ -9,12 +9,14 @@ point-in-time timer, re-armed on activity; its life-cycle is announced on the bu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from homeassistant.components.conversation import ChatLog, ConversationInput
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import (
     CALLBACK_TYPE,
@@ -37,6 +39,7 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
+from .compat import satellite_id_of
 from .const import (
     DOMAIN,
     EVENT_SESSION_CLEARED,
@@ -45,18 +48,22 @@ from .const import (
     LOGGER,
     RECAP_PENDING_MAX,
     SAVE_RETRY_DELAY,
+    TURN_TIME_LIMIT,
     SessionScope,
 )
 from .history import LOW_WATER
-from .keys import SATELLITE_DOMAIN, bounded
+from .keys import SATELLITE_DOMAIN, bounded, known_device_id, known_satellite_id
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore, Snapshot, StoredTranscripts
+from .turn import Turn, TurnListener
 
 REASON_TIMEOUT = "timeout"
 SATELLITE_IDLE = "idle"
 # Sessions restored (or transcripts attached) per event-loop iteration: a start-up with
 # thousands of sessions never holds the loop for long.
 RESTORE_CHUNK = 250
+# Seconds an agent that unloads waits for its turns in flight beyond their own time limit.
+TURN_WAIT_MARGIN = 5.0
 
 
 class SessionChange(StrEnum):
@@ -121,6 +128,12 @@ class SessionTracker:
         self._timers: dict[str, CALLBACK_TYPE] = {}
         # Conversation id -> turns being answered (such a session does not expire).
         self._busy: dict[str, int] = {}
+        # Conversation id -> (the lock its turns take one after the other, turns holding or
+        # waiting for it).
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Turns between their arrival and their end (an unloading agent waits for them).
+        self._in_flight: set[asyncio.Future[None]] = set()
+        self._turn_listeners: list[TurnListener] = []
         self._listeners: list[SessionListener] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._agent_id: str | None = None
@@ -353,13 +366,69 @@ class SessionTracker:
         session.recap_pending = session.recap_pending[covered:]
         self.store.async_schedule_save()
 
-    @callback
-    def async_begin_turn(self, session: Session) -> None:
-        """Hold a session open while one of its turns is being answered."""
-        self._busy[session.conversation_id] = self._busy.get(session.conversation_id, 0) + 1
+    @asynccontextmanager
+    async def async_turn(
+        self, user_input: ConversationInput, chat_log: ChatLog
+    ) -> AsyncIterator[Turn]:
+        """Run one turn in its session: resolved, locked, held open, and recorded at the end.
+
+        Turns of one session run one after the other; a turn that waited while its session
+        was cleared starts afresh. Turn listeners hear the start and the end. What the body
+        leaves in `turn.exchange` is kept when the body finishes (not when it raises).
+        """
+        done: asyncio.Future[None] = self.hass.loop.create_future()
+        self._in_flight.add(done)
+        try:
+            # Right after start-up the stored transcripts may still be on their way in.
+            await self.async_transcripts_loaded()
+            session = self.async_resolve_turn(user_input)
+            async with self._turn_lock(session.conversation_id):
+                if self._sessions.get(session.conversation_id) is not session:
+                    session = self.async_resolve_turn(user_input)
+                turn = Turn(session, user_input, chat_log)
+                self._busy[session.conversation_id] = self._busy.get(session.conversation_id, 0) + 1
+                for listener in list(self._turn_listeners):
+                    listener.async_turn_started(turn)
+                try:
+                    yield turn
+                    if turn.leaving:
+                        self.async_retire(session, turn.leaving)
+                    self.async_record_turn(session, turn.exchange)
+                finally:
+                    self._async_end_turn(session)
+                    for listener in list(self._turn_listeners):
+                        listener.async_turn_ended(turn)
+        finally:
+            done.set_result(None)
+            self._in_flight.discard(done)
 
     @callback
-    def async_end_turn(self, session: Session) -> None:
+    def async_resolve_turn(self, user_input: ConversationInput) -> Session:
+        """Return the session of a turn (resolution rules of the public contract)."""
+        return self.async_resolve(
+            user_input.conversation_id,
+            # Ids Home Assistant does not know key nothing (no session sensor either).
+            device_id=known_device_id(self.hass, user_input.device_id),
+            satellite_id=known_satellite_id(self.hass, satellite_id_of(user_input)),
+            user_id=user_input.context.user_id,
+        )
+
+    @asynccontextmanager
+    async def _turn_lock(self, conversation_id: str) -> AsyncIterator[None]:
+        """Serialize the turns of one session; forget the lock when nobody needs it."""
+        lock, users = self._locks.get(conversation_id, (asyncio.Lock(), 0))
+        self._locks[conversation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conversation_id]
+            if users == 1:
+                del self._locks[conversation_id]
+            else:
+                self._locks[conversation_id] = (lock, users - 1)
+
+    def _async_end_turn(self, session: Session) -> None:
         """Release a session held by a turn; it times out from now on if idle."""
         if (count := self._busy.pop(session.conversation_id, 0) - 1) > 0:
             self._busy[session.conversation_id] = count
@@ -368,6 +437,17 @@ class SessionTracker:
             and session.conversation_id not in self._timers
         ):
             self._touch(session)  # its timer ran out during the turn
+
+    @callback
+    def async_add_turn_listener(self, listener: TurnListener) -> CALLBACK_TYPE:
+        """Tell `listener` about every turn's start and end; return a function that stops it."""
+        self._turn_listeners.append(listener)
+        return partial(self._turn_listeners.remove, listener)
+
+    async def async_wait_for_turns(self) -> None:
+        """Wait until the turns in flight are answered and recorded (they are time-limited)."""
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=TURN_TIME_LIMIT + TURN_WAIT_MARGIN)
 
     async def async_clear(
         self, sessions: Iterable[Session], reason: str, context: Context | None = None
