@@ -9,7 +9,7 @@ from typing import Any
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -46,12 +46,14 @@ async def test_diagnostics_redact_secrets_and_leave_out_transcripts(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
     hass_client: ClientSessionGenerator,
+    hass_admin_user: MockUser,
 ) -> None:
-    """Versions, settings and session summaries; no key, prompt or transcript text."""
+    """Versions, settings and session summaries; no key, prompt, transcript text or id."""
     kitchen = make_device(hass, "Kitchen satellite")
     first = await converse(hass, text=SAID, device_id=kitchen)
     await converse(hass, text=SAID, device_id=kitchen)
     await converse(hass, text=SAID, device_id=make_device(hass, "Bedroom satellite"))
+    admins = await converse(hass, text=SAID, user_id=hass_admin_user.id)
     kitchen_session = tracker_of(setup_integration).get(first.conversation_id)
     answer = kitchen_session.transcript[0].assistant
     assert answer
@@ -76,10 +78,18 @@ async def test_diagnostics_redact_secrets_and_leave_out_transcripts(
         "session_timeout": 3600.0,
         "history_max_turns": 10,
     }
-    assert diagnostics["active_sessions"] == 2
+    assert diagnostics["active_sessions"] == 3
     kitchen_summary = next(s for s in diagnostics["sessions"] if s["device_id"] == kitchen)
+    for private in (first.conversation_id, admins.conversation_id, hass_admin_user.id):
+        assert private not in dump
     assert kitchen_summary == {
-        **kitchen_session.summary(),
+        "belongs_to": "device",
+        "device_id": kitchen,
+        "satellite_id": None,
+        "started_at": kitchen_session.started_at.isoformat(),
+        "last_activity": kitchen_session.last_activity.isoformat(),
+        "expires_at": kitchen_session.expires_at.isoformat(),
+        "turns": kitchen_session.turns,
         "remembered_turns": 2,
         # What the built-in agent did is remembered as tool calls on newer releases.
         "tool_calls_remembered": sum(

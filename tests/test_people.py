@@ -117,18 +117,27 @@ async def test_no_entity_hands_out_conversation_ids(
     admins = await converse(hass, user_id=hass_admin_user.id)
     await hass.async_block_till_done()
 
+    automation = await converse(hass)  # no device, no user: a conversation of its own
+    await hass.async_block_till_done()
+
     everything = all_states_text(hass)
-    assert satellite.conversation_id not in everything
-    assert admins.conversation_id not in everything
+    for private in (
+        satellite.conversation_id,
+        admins.conversation_id,
+        automation.conversation_id,
+        hass_admin_user.id,
+    ):
+        assert private not in everything
     listed = hass.states.get(COUNT).attributes["sessions"]
-    assert {summary["session_key"] for summary in listed} == {
-        f"device:{kitchen}",
-        f"user:{hass_admin_user.id}",
+    assert {summary["belongs_to"] for summary in listed} == {
+        "Kitchen satellite",
+        hass_admin_user.name,
+        None,
     }
     assert {frozenset(summary) for summary in listed} == {
         frozenset(
             {
-                "session_key",
+                "belongs_to",
                 "device_id",
                 "satellite_id",
                 "turns",
@@ -155,7 +164,7 @@ async def test_the_count_sensor_stays_small_with_thousands_of_sessions(
     assert state.state == "5001"
     listed = state.attributes["sessions"]
     assert len(listed) == 20
-    assert listed[0]["session_key"] == f"device:{kitchen}"
+    assert listed[0]["belongs_to"] == "Kitchen satellite"
     size = len(json.dumps(state.as_dict(), default=str))
     assert size < 8 * 1024, size
 

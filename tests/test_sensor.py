@@ -61,12 +61,12 @@ async def test_count_sensor_lists_sessions_without_what_was_said(
     assert state.attributes["state_class"] == "measurement"
     assert state.attributes["friendly_name"] == "Home Agent Active conversations"
     sessions = state.attributes["sessions"]
-    listed = SUMMARY_KEYS - {"conversation_id", "user_id"}
+    listed = (SUMMARY_KEYS - {"conversation_id", "user_id", "session_key"}) | {"belongs_to"}
     assert [set(summary) for summary in sessions] == [listed, listed]
     kitchen_summary = next(s for s in sessions if s["device_id"] == kitchen)
     assert first.conversation_id not in json.dumps(state.attributes)
     assert kitchen_summary["turns"] == 2
-    assert kitchen_summary["session_key"] == f"device:{kitchen}"
+    assert kitchen_summary["belongs_to"] == "Kitchen satellite"
     assert tracker_of(setup_integration).get(first.conversation_id).transcript
     assert "date" not in json.dumps(state.attributes)
     assert "date" not in json.dumps(hass.states.get(KITCHEN).attributes)

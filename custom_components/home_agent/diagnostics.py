@@ -1,4 +1,4 @@
-"""Diagnostics: the configuration (secrets redacted) and session summaries, never transcripts."""
+"""Diagnostics: the configuration (secrets redacted) and session summaries: no text, no ids."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from homeassistant.loader import async_get_integration
 
 from .const import CONF_API_KEY, CONF_BASE_URL, CONF_PROMPT, DOMAIN
 from .data import HomeAgentConfigEntry
+from .owners import key_parts
 from .redact import redact_url
 
 # The prompt can describe the household; the API key is a secret.
@@ -51,7 +52,15 @@ async def async_get_config_entry_diagnostics(
         "active_sessions": len(sessions),
         "sessions": [
             {
-                **session.summary(),
+                # What the session belongs to, by kind: no conversation or user id (on
+                # some releases any signed-in user may download diagnostics).
+                "belongs_to": "|".join(key_parts(session.session_key)) or None,
+                "device_id": session.device_id,
+                "satellite_id": session.satellite_id,
+                "started_at": session.started_at.isoformat(),
+                "last_activity": session.last_activity.isoformat(),
+                "expires_at": session.expires_at.isoformat(),
+                "turns": session.turns,
                 "remembered_turns": len(session.transcript),
                 "tool_calls_remembered": sum(
                     len(round_.calls)

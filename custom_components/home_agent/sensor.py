@@ -40,8 +40,10 @@ STATE_IDLE = "idle"
 ATTR_SESSIONS = "sessions"
 # What a key's sensor shows of its (last) session; never the transcript.
 SESSION_ATTRIBUTES = ("turns", "started_at", "last_activity", "expires_at")
-# What the count sensor lists per session, for the most recently active ones only.
-LISTED_ATTRIBUTES = ("session_key", "device_id", "satellite_id", *SESSION_ATTRIBUTES)
+# What the count sensor lists per session, for the most recently active ones only: whose
+# it is by name (never a conversation or user id: every user sees attributes).
+ATTR_BELONGS_TO = "belongs_to"
+LISTED_ATTRIBUTES = ("device_id", "satellite_id", *SESSION_ATTRIBUTES)
 MAX_LISTED_SESSIONS = 20
 # Key sensors added per event-loop iteration: adding one takes Home Assistant about half a
 # millisecond, so thousands of keys are added in steps that never hold the loop for long.
@@ -87,8 +89,8 @@ async def async_setup_entry(
 def _shown(session: Session, names: Iterable[str]) -> dict[str, Any]:
     """Return what a sensor shows of a session: these fields of its public summary.
 
-    The count sensor lists LISTED_ATTRIBUTES (no ids that reach a conversation); a key's
-    sensor shows SESSION_ATTRIBUTES.
+    The count sensor lists LISTED_ATTRIBUTES (no ids that reach a conversation or a
+    person); a key's sensor shows SESSION_ATTRIBUTES.
     """
     summary = session.summary()
     return {name: summary[name] for name in names}
@@ -174,7 +176,15 @@ class ActiveSessionsSensor(HomeAgentEntity, SensorEntity):
         recent = heapq.nlargest(
             MAX_LISTED_SESSIONS, self._tracker.sessions, key=attrgetter("last_activity")
         )
-        return {ATTR_SESSIONS: [_shown(session, LISTED_ATTRIBUTES) for session in recent]}
+        return {
+            ATTR_SESSIONS: [
+                {
+                    ATTR_BELONGS_TO: key_owner(self.hass, session.session_key).label or None,
+                    **_shown(session, LISTED_ATTRIBUTES),
+                }
+                for session in recent
+            ]
+        }
 
     async def async_added_to_hass(self) -> None:
         """Follow the tracker."""
