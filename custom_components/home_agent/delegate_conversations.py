@@ -76,9 +76,10 @@ class DelegateConversations:
         self._by_session: dict[str, DelegateConversation] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
 
-    def __len__(self) -> int:
-        """Return how many conversations are kept."""
-        return len(self._by_session)
+    @property
+    def held(self) -> int:
+        """Return how many conversations have a chat session kept alive."""
+        return sum(1 for c in self._by_session.values() if c.chat_session is not None)
 
     @callback
     def async_attach(self, tracker: SessionTracker) -> None:

@@ -119,12 +119,15 @@ def _agent_entity(hass: HomeAssistant, entry: ConfigEntry) -> str | None:
     )
 
 
-async def _async_use_agent_in_assist(hass: HomeAssistant, agent: str) -> None:
-    """Make the preferred voice assistant answer with an agent."""
+async def _async_use_agent_in_assist(hass: HomeAssistant, agent: str, name: str) -> None:
+    """Make the preferred voice assistant answer with an agent, and name it after the agent.
+
+    The Assist dialog shows the assistant's name, so it says who answers.
+    """
     pipeline = async_get_pipeline(hass)
-    if pipeline.conversation_engine != agent:
-        await async_update_pipeline(hass, pipeline, conversation_engine=agent)
-        _LOGGER.info("Assist pipeline %s now answers with %s", pipeline.name, agent)
+    if pipeline.conversation_engine != agent or pipeline.name != name:
+        await async_update_pipeline(hass, pipeline, conversation_engine=agent, name=name)
+        _LOGGER.info("Assist pipeline %s now answers with %s", name, agent)
 
 
 def _named(hass: HomeAssistant, name: str) -> ConfigEntry | None:
@@ -148,7 +151,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         await hass.async_block_till_done()
         entry = _named(hass, answers["name"])
         if entry is not None and (agent := _agent_entity(hass, entry)) is not None:
-            await _async_use_agent_in_assist(hass, agent)
+            await _async_use_agent_in_assist(hass, agent, entry.title)
 
     async_at_started(hass, _at_started)
     return True
