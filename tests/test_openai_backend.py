@@ -253,7 +253,7 @@ async def test_slow_server_times_out(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
     """A reply slower than the request timeout is given up."""
-    with patch("custom_components.home_agent.api.READ_TIMEOUT", 0.2):
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.2):
         apology = await _failing_turn_keeps_the_session(
             hass, setup_integration, fake_openai, _script(fake_openai, lambda f: f.slow(30))
         )

@@ -16,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .api import ModelAuthError
+from .client import ModelAuthError
 from .compat import satellite_id_of
 from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT, UNLOAD_TURN_WAIT
 from .data import HomeAgentConfigEntry

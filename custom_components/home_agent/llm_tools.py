@@ -1,4 +1,4 @@
-"""Home Assistant LLM API tools, offered to a model as OpenAI function tools."""
+"""Home Assistant LLM API tools as OpenAI function tools: offered to a model, its calls read."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 import importlib
+import json
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -14,8 +15,53 @@ from homeassistant.helpers import llm
 from homeassistant.util import slugify
 import voluptuous as vol
 
-from .api import raise_if_unreadable
 from .const import DOMAIN
+
+
+@dataclass(slots=True)
+class UnreadableToolInput(llm.ToolInput):
+    """A tool call whose arguments are not a JSON object.
+
+    `tool_args` is empty and must not be run: the tool runner reports `problem` back to
+    the model as the call's error result (as for any failing tool), so the model can
+    correct itself; `arguments_text` is what the model sent, to show it in the history.
+    """
+
+    arguments_text: str = ""
+    problem: str = ""
+
+
+class InvalidArguments(HomeAssistantError):
+    """The model's arguments for a tool were not a JSON object (reported to the model)."""
+
+
+def raise_if_unreadable(call: llm.ToolInput) -> None:
+    """Refuse to run a call whose arguments could not be read.
+
+    Call it where a tool call is run (e.g. the LLM API instance a chat log calls): Home
+    Assistant's chat log turns the error into the call's result, `{"error":
+    "InvalidArguments", "error_text": ...}`.
+    """
+    if isinstance(call, UnreadableToolInput):
+        raise InvalidArguments(call.problem)
+
+
+def tool_input(call_id: str, name: str, text: str) -> llm.ToolInput:
+    """Return the tool call; arguments that are not a JSON object become unreadable."""
+    if not text.strip():
+        return llm.ToolInput(id=call_id, tool_name=name, tool_args={})
+    try:
+        parsed = json.loads(text)
+    except ValueError as err:
+        problem = f"Arguments are not JSON: {err}"
+    else:
+        if isinstance(parsed, dict):
+            return llm.ToolInput(id=call_id, tool_name=name, tool_args=parsed)
+        problem = "Arguments must be a JSON object"
+    return UnreadableToolInput(
+        id=call_id, tool_name=name, tool_args={}, arguments_text=text, problem=problem
+    )
+
 
 # Keys OpenAI-style servers reject at the top level of a function's parameters.
 _UNSUPPORTED_TOP_LEVEL_KEYS = frozenset({"oneOf", "anyOf", "allOf"})

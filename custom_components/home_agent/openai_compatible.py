@@ -12,8 +12,8 @@ from homeassistant.components.conversation import (
 )
 from homeassistant.core import HomeAssistant
 
-from .api import ModelClient, translated_error
-from .backend import Reply
+from .backend import Reply, translated_error
+from .client import ModelClient
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,

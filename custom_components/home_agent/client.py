@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http import HTTPStatus
 import json
 import time
@@ -25,11 +24,11 @@ import aiohttp
 from homeassistant.components.conversation import AssistantContentDeltaDict
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
-from homeassistant.helpers import llm
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from yarl import URL
 
 from .const import DOMAIN, LOGGER
+from .llm_tools import tool_input
 from .metrics import TurnStats
 from .redact import redact_url
 from .session import sanitize_text
@@ -52,15 +51,6 @@ _FLOW_ERRORS = {
     "model_server_error": "cannot_connect",
     "model_invalid_auth": "invalid_auth",
 }
-
-
-def translated_error(key: str, **placeholders: str) -> HomeAssistantError:
-    """Return a translated error whose message is spoken to the user."""
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders or None,
-    )
 
 
 class ModelError(HomeAssistantError):
@@ -129,51 +119,6 @@ def _record_usage(stats: TurnStats, chunk: dict[str, Any]) -> None:
     timings = chunk.get("timings")
     if isinstance(timings, dict):
         stats.add_usage(timings.get("prompt_n"), timings.get("predicted_n"), timings.get("cache_n"))
-
-
-@dataclass(slots=True)
-class UnreadableToolInput(llm.ToolInput):
-    """A tool call whose arguments are not a JSON object.
-
-    `tool_args` is empty and must not be run: the tool runner reports `problem` back to
-    the model as the call's error result (as for any failing tool), so the model can
-    correct itself; `arguments_text` is what the model sent, to show it in the history.
-    """
-
-    arguments_text: str = ""
-    problem: str = ""
-
-
-class InvalidArguments(HomeAssistantError):
-    """The model's arguments for a tool were not a JSON object (reported to the model)."""
-
-
-def raise_if_unreadable(call: llm.ToolInput) -> None:
-    """Refuse to run a call whose arguments could not be read.
-
-    Call it where a tool call is run (e.g. the LLM API instance a chat log calls): Home
-    Assistant's chat log turns the error into the call's result, `{"error":
-    "InvalidArguments", "error_text": ...}`.
-    """
-    if isinstance(call, UnreadableToolInput):
-        raise InvalidArguments(call.problem)
-
-
-def _tool_input(call_id: str, name: str, text: str) -> llm.ToolInput:
-    """Return the tool call; arguments that are not a JSON object become unreadable."""
-    if not text.strip():
-        return llm.ToolInput(id=call_id, tool_name=name, tool_args={})
-    try:
-        parsed = json.loads(text)
-    except ValueError as err:
-        problem = f"Arguments are not JSON: {err}"
-    else:
-        if isinstance(parsed, dict):
-            return llm.ToolInput(id=call_id, tool_name=name, tool_args=parsed)
-        problem = "Arguments must be a JSON object"
-    return UnreadableToolInput(
-        id=call_id, tool_name=name, tool_args={}, arguments_text=text, problem=problem
-    )
 
 
 class _TextCleaner:
@@ -271,7 +216,7 @@ class _ReplyBuilder:
                 if not call["name"]:
                     raise ModelError("model_bad_response")
                 call_id = call["id"] or f"call_{position}"
-                calls.append(_tool_input(call_id, call["name"], call["arguments"]))
+                calls.append(tool_input(call_id, call["name"], call["arguments"]))
             deltas.append({"tool_calls": calls})
         return deltas
 
