@@ -26,7 +26,6 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .history import TokenEstimator, exchanges_over_budget
 from .llm_tools import async_get_toolbox
 from .memory import history_messages, json_text, live_messages, with_facts
 from .metrics import TurnStats
@@ -34,6 +33,7 @@ from .prompt import async_system_prompt, async_turn_facts
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
 from .settings import llm_api_ids
+from .token_budget import TokenEstimator, exchanges_over_budget
 from .tracker import SessionTracker
 
 # Model replies per turn that may ask for tools before the turn is given up.

@@ -47,10 +47,10 @@ from .const import (
     SAVE_RETRY_DELAY,
     SessionScope,
 )
-from .history import LOW_WATER
 from .keys import SATELLITE_DOMAIN, bounded
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore, Snapshot, StoredTranscripts
+from .token_budget import LOW_WATER
 
 REASON_TIMEOUT = "timeout"
 SATELLITE_IDLE = "idle"

@@ -1,4 +1,4 @@
-"""The history a model is sent: a token budget, estimated without a tokenizer.
+"""The token budget of the history a model is sent, estimated without a tokenizer.
 
 Tokens are estimated from characters; the ratio starts at a cautious 3 characters per
 token (small models' tokenizers make more tokens of English than OpenAI's, about 4) and
