@@ -498,3 +498,16 @@ async def test_servers_without_streaming_still_answer(
     # A refusing server is asked without streaming from its first refusal on.
     expected = 3 if mode == "refuse" else 2
     assert len(fake_openai.chat_requests) == expected
+
+
+async def test_half_an_emoji_in_what_was_said_still_reaches_the_model(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """A lone surrogate (half an emoji) in the user's text is sent as JSON's escape, answered."""
+    fake_openai.reply("Thumbs up to you too.")
+
+    result = await converse(hass, text="thumbs up \ud83d", device_id=make_device(hass, KITCHEN))
+
+    assert speech_of(result) == "Thumbs up to you too."
+    (request,) = fake_openai.chat_requests
+    assert request.messages[-1]["content"].startswith("thumbs up \ud83d")

@@ -13,8 +13,9 @@ Bounds, so that no server can exhaust memory or hold a turn forever:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http import HTTPStatus
 import json
 import time
@@ -43,6 +44,8 @@ MAX_LINE_BYTES = 1024 * 1024
 MAX_STREAM_BYTES = 16 * 1024 * 1024
 MAX_REPLY_CHARS = 64 * 1024
 _READ_CHUNK = 64 * 1024
+# What a streamed request adds to its body: the token counts come in a last chunk.
+_STREAM_MEMBERS = '"stream":true,"stream_options":{"include_usage":true}'
 
 # Error keys of the config flow for the translated errors of this module.
 _FLOW_ERRORS = {
@@ -119,6 +122,30 @@ def _record_usage(stats: TurnStats, chunk: dict[str, Any]) -> None:
     timings = chunk.get("timings")
     if isinstance(timings, dict):
         stats.add_usage(timings.get("prompt_n"), timings.get("predicted_n"), timings.get("cache_n"))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatBody:
+    """A Chat Completions request its caller serialized: its JSON object without the braces.
+
+    The caller serializes each request once and measures it from the same text; the
+    client adds `stream` to the text (or not, for a server that refuses to stream)
+    instead of serializing the request again.
+    """
+
+    members: str
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> ChatBody:
+        """Return the body of a request given as a mapping."""
+        return cls(json.dumps(payload, ensure_ascii=False, separators=(",", ":"))[1:-1])
+
+    def encoded(self, *, streamed: bool) -> bytes:
+        """Return the bytes to send, with the streaming members if asked for."""
+        members = (self.members, _STREAM_MEMBERS if streamed else "")
+        text = "{" + ",".join(member for member in members if member) + "}"
+        # Half an emoji (a lone surrogate) has no UTF-8: it goes as JSON's \u escape.
+        return text.encode("utf-8", "backslashreplace")
 
 
 class _TextCleaner:
@@ -229,6 +256,7 @@ class ModelClient:
         self._hass = hass
         self._base_url = normalize_base_url(base_url)
         self._headers = auth_headers(api_key)
+        self._post_headers = {**self._headers, "Content-Type": "application/json"}
         # aiohttp refuses a Bearer header beside credentials in the URL: the key wins.
         self._url = URL(self._base_url)
         if api_key and self._url.user is not None:
@@ -291,17 +319,20 @@ class ModelClient:
             )
 
     async def async_stream_chat(
-        self, payload: dict[str, Any], stats: TurnStats
+        self, payload: ChatBody | Mapping[str, Any], stats: TurnStats
     ) -> AsyncGenerator[AssistantContentDeltaDict]:
         """POST `{base}/chat/completions` and yield the reply as chat-log deltas.
 
-        Yields `{"role": "assistant"}`, then `{"content": ...}` per piece of text, then
-        `{"tool_calls": [...]}` once the calls are complete. Raises a `ModelError` (a
-        `ModelAuthError` for a refused key), also after some deltas when the stream breaks.
+        `payload` is the request without `stream` (added here), serialized by the caller
+        or as a mapping. Yields `{"role": "assistant"}`, then `{"content": ...}` per piece
+        of text, then `{"tool_calls": [...]}` once the calls are complete. Raises a
+        `ModelError` (a `ModelAuthError` for a refused key), also after some deltas when
+        the stream breaks.
         """
         stats.requests += 1
+        body = payload if isinstance(payload, ChatBody) else ChatBody.of(payload)
         url = self._chat_url
-        LOGGER.debug("Chat request to %s: %s", self._loggable_chat_url, payload)
+        LOGGER.debug("Chat request to %s: {%s}", self._loggable_chat_url, body.members)
         session = async_get_clientsession(self._hass)
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -309,11 +340,13 @@ class ModelClient:
             sock_connect=CONNECT_TIMEOUT,
             sock_read=READ_TIMEOUT,
         )
-        streamed = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         with _translated_transport_errors():
             if self.streams:
                 async with session.post(
-                    url, json=streamed, headers=self._headers, timeout=timeout
+                    url,
+                    data=body.encoded(streamed=True),
+                    headers=self._post_headers,
+                    timeout=timeout,
                 ) as response:
                     refused = response.status in (
                         HTTPStatus.BAD_REQUEST,
@@ -329,7 +362,10 @@ class ModelClient:
                         response.status,
                     )
             async with session.post(
-                url, json=payload, headers=self._headers, timeout=timeout
+                url,
+                data=body.encoded(streamed=False),
+                headers=self._post_headers,
+                timeout=timeout,
             ) as response:
                 async for delta in _async_reply_deltas(response, stats):
                     yield delta
