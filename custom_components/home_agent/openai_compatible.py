@@ -91,7 +91,7 @@ class OpenAICompatibleBackend:
         history = [exchange_json(exchange) for exchange in session.transcript]
         leaving = exchanges_over_budget(
             [len(text) + 1 for text in history],  # its messages and the comma before them
-            int(self._settings[CONF_HISTORY_MAX_TOKENS]),
+            self._history_budget(session.recap),
             self.estimator,
         )
         self._tracker.async_retire(session, leaving)
@@ -122,6 +122,11 @@ class OpenAICompatibleBackend:
             self.estimator.calibrate(requests.sent_chars, stats.prompt_tokens)
         return Reply(stats=stats, facts=facts)
 
+    def _history_budget(self, recap: str | None) -> int:
+        """Return the tokens the history may take: the budget less the summary sent with it."""
+        budget = int(self._settings[CONF_HISTORY_MAX_TOKENS])
+        return budget - self.estimator.tokens(len(_recap_section(recap)))
+
     async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
         """Return the model's updated summary of a conversation (no tools)."""
         payload: dict[str, Any] = {
@@ -141,11 +146,14 @@ class OpenAICompatibleBackend:
         return "".join(pieces)
 
 
+def _recap_section(recap: str | None) -> str:
+    """Return what the summary of older exchanges adds to the system prompt."""
+    return f"\n\nSummary of the earlier conversation: {recap}" if recap else ""
+
+
 def _with_recap(system_prompt: str, recap: str | None) -> str:
     """Return the system prompt, followed by the summary of older exchanges if any."""
-    if not recap:
-        return system_prompt
-    return f"{system_prompt}\n\nSummary of the earlier conversation: {recap}"
+    return system_prompt + _recap_section(recap)
 
 
 class _TurnRequests:
