@@ -383,6 +383,47 @@ async def test_a_long_silence_mid_stream(client: ModelClient, fake_openai: FakeO
     assert text_of([delta for _, delta in complete]) == REPLY
 
 
+async def test_keep_alive_comments_are_not_the_start_of_an_answer(
+    client: ModelClient, fake_openai: FakeOpenAI
+) -> None:
+    """A stream of `: keep-alive` comments and no data: given up after READ_TIMEOUT."""
+    fake_openai.events(
+        [chunk({"content": "Too late."}, "stop"), b"[DONE]"], lead=5, keep_alive=0.05
+    )
+    started = time.monotonic()
+
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.3):
+        received, error = await deltas_before_failure(client)
+
+    assert error.translation_key == "model_timeout"
+    assert time.monotonic() - started < 1.5
+    assert text_of(received) == ""
+
+
+async def test_keep_alive_comments_are_not_progress(
+    client: ModelClient, fake_openai: FakeOpenAI
+) -> None:
+    """Comments in a pause between chunks do not shorten it; within READ_TIMEOUT they harm not."""
+    fake_openai.events(
+        [chunk({"content": "Part one,"}), chunk({"content": " part two."}, "stop"), b"[DONE]"],
+        interval=0.6,
+        keep_alive=0.05,
+    )
+    fake_openai.events(
+        [chunk({"content": "Part one,"}), chunk({"content": " part two."}, "stop"), b"[DONE]"],
+        interval=0.15,
+        keep_alive=0.05,
+    )
+
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.3):
+        received, error = await deltas_before_failure(client)
+        complete = await collect(client)
+
+    assert text_of(received) == "Part one,"
+    assert error.translation_key == "model_timeout"
+    assert text_of([delta for _, delta in complete]) == "Part one, part two."
+
+
 async def test_list_models_and_the_setup_check(
     hass: HomeAssistant, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+import json
 import time
 from typing import Any
 
@@ -30,7 +31,7 @@ from custom_components.home_agent.const import (
 
 from .delegates import GateAgent, async_setup_delegating_to
 from .fake_openai import FakeOpenAI
-from .helpers import converse, make_device, setup_entry
+from .helpers import converse, make_device, openai_agent_data, setup_entry
 
 
 async def test_a_reload_during_a_turn_keeps_its_exchange(
@@ -169,3 +170,39 @@ async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
     assert slow.response.response_type.value == "error"
     assert "took too long" in slow.response.speech["plain"]["speech"]
     assert slow.conversation_id == first.conversation_id
+
+
+async def test_an_endpoint_sending_only_keep_alive_comments_is_given_up_in_time(
+    hass: HomeAssistant,
+    fake_openai: FakeOpenAI,
+    agent_options: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only `: keep-alive` comments: "took too long" after READ_TIMEOUT, not the turn limit."""
+    monkeypatch.setattr("custom_components.home_agent.client.READ_TIMEOUT", 0.3)
+    monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 5)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data=openai_agent_data(fake_openai.base_url),
+        options=agent_options,
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="hello", device_id=kitchen)
+    never = json.dumps({"choices": [{"index": 0, "delta": {"content": "Too late."}}]})
+    fake_openai.events([never.encode(), b"[DONE]"], lead=30, keep_alive=0.05)
+
+    started = time.monotonic()
+    held = await converse(hass, text="tell me a story", device_id=kitchen)
+    waited = time.monotonic() - started
+    after = await converse(hass, text="are you there", device_id=kitchen)
+
+    assert waited < 2
+    assert held.response.response_type.value == "error"
+    assert held.response.speech["plain"]["speech"] == (
+        "Sorry, the language model took too long to answer"
+    )
+    assert after.response.response_type.value == "action_done"
+    assert after.conversation_id == held.conversation_id == first.conversation_id

@@ -6,13 +6,16 @@ Bounds, so that no server can exhaust memory or hold a turn forever:
 - the text of one reply (content plus tool arguments) is capped at `MAX_REPLY_CHARS`:
   beyond it the reply fails with `model_reply_too_long` rather than being cut, since a cut
   reply would be remembered as if the model had meant it;
-- `CONNECT_TIMEOUT` to open a connection, `READ_TIMEOUT` for the first byte and for each
-  gap between chunks; no total per request (a long reply that keeps coming is fine; the
-  caller bounds a whole turn).
+- `CONNECT_TIMEOUT` to open a connection; `READ_TIMEOUT` from the request to the first
+  event that carries data and for each gap between two of them (comments such as
+  `: keep-alive` are neither an answer nor progress), and for the first byte and each gap
+  of an answer that is not streamed; no total per request (a long reply that keeps coming
+  is fine; the caller bounds a whole turn).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from .redact import redact_url
 from .session import sanitize_text
 
 CONNECT_TIMEOUT = 60.0
-# Time to the first byte of an answer, and the longest silence between two chunks.
+# Time to the first data of an answer, and the longest wait between two pieces of data.
 READ_TIMEOUT = 60.0
 LIST_MODELS_TIMEOUT = 10.0
 SETUP_PROBE_TIMEOUT = 5.0
@@ -340,8 +343,10 @@ class ModelClient:
             sock_connect=CONNECT_TIMEOUT,
             sock_read=READ_TIMEOUT,
         )
+        loop = asyncio.get_running_loop()
         with _translated_transport_errors():
             if self.streams:
+                first_data_by = loop.time() + READ_TIMEOUT
                 async with session.post(
                     url,
                     data=body.encoded(streamed=True),
@@ -353,7 +358,7 @@ class ModelClient:
                         HTTPStatus.UNPROCESSABLE_ENTITY,
                     )
                     if not refused:
-                        async for delta in _async_reply_deltas(response, stats):
+                        async for delta in _async_reply_deltas(response, stats, first_data_by):
                             yield delta
                         return
                     LOGGER.debug(
@@ -361,29 +366,30 @@ class ModelClient:
                         self._loggable_chat_url,
                         response.status,
                     )
+            first_data_by = loop.time() + READ_TIMEOUT
             async with session.post(
                 url,
                 data=body.encoded(streamed=False),
                 headers=self._post_headers,
                 timeout=timeout,
             ) as response:
-                async for delta in _async_reply_deltas(response, stats):
+                async for delta in _async_reply_deltas(response, stats, first_data_by):
                     yield delta
             if self.streams:
                 self.streams = False
 
 
 async def _async_reply_deltas(
-    response: aiohttp.ClientResponse, stats: TurnStats
+    response: aiohttp.ClientResponse, stats: TurnStats, first_data_by: float
 ) -> AsyncGenerator[AssistantContentDeltaDict]:
-    """Yield the deltas of an answer, streamed or not."""
+    """Yield the deltas of an answer, streamed or not (a stream's first data by loop time)."""
     if response.status >= HTTPStatus.BAD_REQUEST:
         body = await response.content.read(2048)
         LOGGER.debug("Model server answered %s: %r", response.status, body[:500])
         raise error_for_status(response.status)
     builder = _ReplyBuilder(stats)
     if response.content_type == "text/event-stream":
-        async for delta in _async_stream_deltas(response, builder, stats):
+        async for delta in _async_stream_deltas(response, builder, stats, first_data_by):
             yield delta
     else:
         # A server that ignores `stream` answers with the whole completion.
@@ -433,12 +439,15 @@ def _message_deltas(
 
 
 async def _async_stream_deltas(
-    response: aiohttp.ClientResponse, builder: _ReplyBuilder, stats: TurnStats
+    response: aiohttp.ClientResponse,
+    builder: _ReplyBuilder,
+    stats: TurnStats,
+    first_data_by: float,
 ) -> AsyncGenerator[AssistantContentDeltaDict]:
     """Yield the deltas of a server-sent-events answer as its chunks arrive."""
     yield {"role": "assistant"}
     done = False
-    async for data in _async_sse_data(response):
+    async for data in _async_sse_data(response, first_data_by):
         if data == "[DONE]":
             done = True
             break
@@ -484,16 +493,26 @@ def _chunk_deltas(
     return deltas
 
 
-async def _async_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+async def _async_sse_data(
+    response: aiohttp.ClientResponse, first_data_by: float
+) -> AsyncIterator[str]:
     """Yield the data of each server-sent event, reading line by line within the bounds.
 
     Lines are split here rather than by aiohttp's readline, which fails on lines over
-    its 64 KiB buffer limit; a line may be up to MAX_LINE_BYTES.
+    its 64 KiB buffer limit; a line may be up to MAX_LINE_BYTES. Only an event with data
+    moves the READ_TIMEOUT deadline: aiohttp's read timeout counts any byte, so comments
+    sent to keep a connection open would hold a turn until its own limit.
     """
+    loop = asyncio.get_running_loop()
+    deadline = first_data_by
     line = bytearray()
     data: list[str] = []
     received = 0
-    async for chunk in response.content.iter_any():
+    while True:
+        async with asyncio.timeout_at(deadline):
+            chunk = await response.content.readany()
+        if not chunk:
+            break
         received += len(chunk)
         if received > MAX_STREAM_BYTES:
             response.close()
@@ -505,6 +524,7 @@ async def _async_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str
             event = _sse_line(bytes(line).rstrip(b"\r"), data)
             line.clear()
             if event:
+                deadline = loop.time() + READ_TIMEOUT
                 yield event
         line += chunk[start:]
         if len(line) > MAX_LINE_BYTES:
