@@ -345,38 +345,29 @@ class ModelClient:
         )
         loop = asyncio.get_running_loop()
         with _translated_transport_errors():
-            if self.streams:
+            for streamed in (True, False) if self.streams else (False,):
                 first_data_by = loop.time() + READ_TIMEOUT
                 async with session.post(
                     url,
-                    data=body.encoded(streamed=True),
+                    data=body.encoded(streamed=streamed),
                     headers=self._post_headers,
                     timeout=timeout,
                 ) as response:
-                    refused = response.status in (
+                    if streamed and response.status in (
                         HTTPStatus.BAD_REQUEST,
                         HTTPStatus.UNPROCESSABLE_ENTITY,
-                    )
-                    if not refused:
-                        async for delta in _async_reply_deltas(response, stats, first_data_by):
-                            yield delta
-                        return
-                    LOGGER.debug(
-                        "%s refused a streamed request (%s); asking without streaming",
-                        self._loggable_chat_url,
-                        response.status,
-                    )
-            first_data_by = loop.time() + READ_TIMEOUT
-            async with session.post(
-                url,
-                data=body.encoded(streamed=False),
-                headers=self._post_headers,
-                timeout=timeout,
-            ) as response:
-                async for delta in _async_reply_deltas(response, stats, first_data_by):
-                    yield delta
-            if self.streams:
-                self.streams = False
+                    ):
+                        LOGGER.debug(
+                            "%s refused a streamed request (%s); asking without streaming",
+                            self._loggable_chat_url,
+                            response.status,
+                        )
+                        continue
+                    async for delta in _async_reply_deltas(response, stats, first_data_by):
+                        yield delta
+                # Answered unstreamed after a refusal: asked that way from now on.
+                self.streams = streamed
+                return
 
 
 async def _async_reply_deltas(
