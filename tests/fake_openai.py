@@ -67,6 +67,10 @@ class Scripted:
     events: tuple[bytes, ...] | None = None
     # Stream this many events, then drop the connection.
     cut_after: int | None = None
+    # A stream's pause before its first event, and how often `: keep-alive` comments fill
+    # its pauses (0: silence).
+    lead: float = 0.0
+    keep_alive: float = 0.0
     # Answer with this many bytes of an endless JSON text (not streamed).
     huge: int = 0
 
@@ -206,10 +210,28 @@ class FakeOpenAI:
         self._script.append(Scripted(message=message, chunks=4))
 
     def events(
-        self, events: list[bytes], interval: float = 0.0, cut_after: int | None = None
+        self,
+        events: list[bytes],
+        interval: float = 0.0,
+        cut_after: int | None = None,
+        *,
+        lead: float = 0.0,
+        keep_alive: float = 0.0,
     ) -> None:
-        """Script a raw event stream (each item one event's data), maybe cut off."""
-        self._script.append(Scripted(events=tuple(events), interval=interval, cut_after=cut_after))
+        """Script a raw event stream (each item one event's data), maybe cut off.
+
+        `lead` seconds pass before the first event; with `keep_alive`, comments are sent
+        that often during every pause, as proxies and some servers do.
+        """
+        self._script.append(
+            Scripted(
+                events=tuple(events),
+                interval=interval,
+                cut_after=cut_after,
+                lead=lead,
+                keep_alive=keep_alive,
+            )
+        )
 
     def cut_stream(self, text: str, after: int, chunks: int = 8) -> None:
         """Script a streamed answer whose connection drops after `after` events."""
@@ -300,16 +322,31 @@ class FakeOpenAI:
         """Send server-sent events (the first `paced` ones `interval` apart), maybe cut off."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for number, data in enumerate(events):
-            if scripted.cut_after is not None and number >= scripted.cut_after:
-                assert request.transport is not None
-                request.transport.close()
-                return response
-            if number and scripted.interval and (paced is None or number < paced):
-                await asyncio.sleep(scripted.interval)
-            await response.write(b"data: " + data + b"\n\n")
-        await response.write_eof()
+        with contextlib.suppress(ConnectionError):  # the client gave up
+            await self._pause(response, scripted.lead, scripted.keep_alive)
+            for number, data in enumerate(events):
+                if scripted.cut_after is not None and number >= scripted.cut_after:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
+                if number and scripted.interval and (paced is None or number < paced):
+                    await self._pause(response, scripted.interval, scripted.keep_alive)
+                await response.write(b"data: " + data + b"\n\n")
+            await response.write_eof()
         return response
+
+    async def _pause(self, response: web.StreamResponse, seconds: float, keep_alive: float) -> None:
+        """Wait `seconds` (less if the server stops), sending comments every `keep_alive` s."""
+        if not keep_alive:
+            if seconds > 0:
+                await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0 and not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), min(left, keep_alive))
+            await response.write(b": keep-alive\n\n")
 
     async def _huge(self, request: web.Request, scripted: Scripted) -> web.StreamResponse:
         """Send `huge` bytes of one endless JSON string (or event line) without a length."""

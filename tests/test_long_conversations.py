@@ -34,6 +34,15 @@ BUDGET = 256
 CHARS_PER_TOKEN = 4
 BUDGET_CHARS = BUDGET * CHARS_PER_TOKEN * 1.05
 RECAP = "Ada's locker number is 42 and she likes jazz."
+# A summary of the most the model is asked for (80 words), about 110 tokens.
+LONG_RECAP = (
+    "Ada introduced herself and said her locker number is 42. She likes jazz, mostly "
+    "Coltrane and Ella Fitzgerald, and asked for quiet music in the evening. The "
+    "kitchen light was turned on twice and the hallway light off once. She wants a "
+    "reminder to water the plants every Sunday at ten, a timer of twelve minutes for "
+    "the pasta, and the heating at twenty degrees in the living room until midnight; "
+    "she prefers short answers."
+)
 
 
 @pytest.fixture
@@ -99,6 +108,30 @@ async def test_the_history_fits_the_token_budget_oldest_leaving_first(
     assert last[-2]["content"].startswith("question 10")
     assert last[-1]["content"].startswith("Answer 10")
     assert not any(m["content"].startswith("question 0 ") for m in last)
+
+
+async def test_the_summary_counts_against_the_token_budget(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Sent with the system prompt, a long summary leaves less room: both fit the budget."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    await _long_talk(hass, fake_openai, kitchen, 7)
+    fake_openai.reply(LONG_RECAP)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _long_talk(hass, fake_openai, kitchen, 6)
+
+    summary = f"\n\nSummary of the earlier conversation: {LONG_RECAP}"
+    requests = [r for r in _turns(fake_openai) if r.system_prompt.endswith(summary)]
+    assert len(requests) == 6
+    for request in requests:
+        history = len(json.dumps(_history(request), separators=(",", ":")))
+        assert history + len(summary) <= BUDGET_CHARS
+    last = _history(requests[-1])
+    assert last, "the newest exchange is still sent"
+    assert last[-1]["content"].startswith("Answer 4")
 
 
 async def test_a_summary_is_made_while_idle_and_sent_ahead_of_the_history(

@@ -253,7 +253,7 @@ async def test_slow_server_times_out(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
     """A reply slower than the request timeout is given up."""
-    with patch("custom_components.home_agent.api.READ_TIMEOUT", 0.2):
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.2):
         apology = await _failing_turn_keeps_the_session(
             hass, setup_integration, fake_openai, _script(fake_openai, lambda f: f.slow(30))
         )
@@ -498,3 +498,45 @@ async def test_servers_without_streaming_still_answer(
     # A refusing server is asked without streaming from its first refusal on.
     expected = 3 if mode == "refuse" else 2
     assert len(fake_openai.chat_requests) == expected
+
+
+async def test_half_an_emoji_in_what_was_said_still_reaches_the_model(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+) -> None:
+    """A lone surrogate (half an emoji) in the user's text is sent as JSON's escape, answered."""
+    fake_openai.reply("Thumbs up to you too.")
+
+    result = await converse(hass, text="thumbs up \ud83d", device_id=make_device(hass, KITCHEN))
+
+    assert speech_of(result) == "Thumbs up to you too."
+    (request,) = fake_openai.chat_requests
+    assert request.messages[-1]["content"].startswith("thumbs up \ud83d")
+
+
+async def test_a_chat_only_agent_tells_its_model_there_are_no_tools(
+    hass: HomeAssistant, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No LLM API, yet the model calls a tool: told there are none, it answers in words."""
+    await _setup_agent(hass, fake_openai, **{CONF_LLM_HASS_API: []})
+    kitchen = make_device(hass, KITCHEN)
+    fake_openai.tool_call("HassTurnOn", {"name": "Kitchen Light"}, call_id="call_light")
+    fake_openai.reply("I can't control devices, but I'm happy to chat.")
+
+    result = await converse(hass, text="turn on the kitchen light", device_id=kitchen)
+    await converse(hass, text="ok then", device_id=kitchen)
+
+    assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
+    assert speech_of(result) == "I can't control devices, but I'm happy to chat."
+    asked, answered, later = fake_openai.chat_requests
+    assert "tools" not in asked.body
+    assert "tools" not in answered.body
+    told = answered.messages[-1]
+    assert told["role"] == "tool"
+    assert told["tool_call_id"] == "call_light"
+    assert "No tools are available" in json.loads(told["content"])["error_text"]
+    assert later.dialogue[:2] == [
+        ("user", "turn on the kitchen light"),
+        ("assistant", "I can't control devices, but I'm happy to chat."),
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+import json
 import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryDisabler
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -19,10 +19,6 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.home_agent.const import (
-    CONF_BACKEND,
-    CONF_BASE_URL,
-    CONF_LLM_HASS_API,
-    CONF_MODEL,
     CONF_SESSION_TIMEOUT,
     DOMAIN,
     EVENT_SESSION_EXPIRED,
@@ -31,7 +27,7 @@ from custom_components.home_agent.const import (
 
 from .delegates import GateAgent, async_setup_delegating_to
 from .fake_openai import FakeOpenAI
-from .helpers import converse, make_device, setup_entry
+from .helpers import converse, make_device, openai_agent_data, setup_entry
 
 
 async def test_a_reload_during_a_turn_keeps_its_exchange(
@@ -136,6 +132,20 @@ async def test_a_hanging_delegate_does_not_block_the_device(
     assert "tell me a story" not in context
 
 
+async def _async_setup_openai_agent(
+    hass: HomeAssistant, fake_openai: FakeOpenAI, agent_options: dict[str, Any]
+) -> None:
+    """Set up an `openai` agent with the Assist API, pointed at the fake server."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data=openai_agent_data(fake_openai.base_url),
+        options=agent_options,
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+
+
 async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
     hass: HomeAssistant,
     fake_openai: FakeOpenAI,
@@ -144,19 +154,7 @@ async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
 ) -> None:
     """Ten tool rounds, each slow but within the request timeout: the turn still ends in time."""
     monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 0.5)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={
-            CONF_BACKEND: "openai",
-            CONF_BASE_URL: fake_openai.base_url,
-            CONF_MODEL: "fake-model",
-            CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-        },
-        options=agent_options,
-    )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
+    await _async_setup_openai_agent(hass, fake_openai, agent_options)
     kitchen = make_device(hass, "Kitchen satellite")
     fake_openai.reply("Hello.")
     first = await converse(hass, text="hello", device_id=kitchen)
@@ -233,3 +231,32 @@ async def test_disabling_or_deleting_the_agent_during_a_long_turn_still_answers_
 
     assert answered.response.speech["plain"]["speech"] == "answer 2"
     assert answered.conversation_id == conversation_id
+
+
+async def test_an_endpoint_sending_only_keep_alive_comments_is_given_up_in_time(
+    hass: HomeAssistant,
+    fake_openai: FakeOpenAI,
+    agent_options: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only `: keep-alive` comments: "took too long" after READ_TIMEOUT, not the turn limit."""
+    monkeypatch.setattr("custom_components.home_agent.client.READ_TIMEOUT", 0.3)
+    monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 5)
+    await _async_setup_openai_agent(hass, fake_openai, agent_options)
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text="hello", device_id=kitchen)
+    never = json.dumps({"choices": [{"index": 0, "delta": {"content": "Too late."}}]})
+    fake_openai.events([never.encode(), b"[DONE]"], lead=30, keep_alive=0.05)
+
+    started = time.monotonic()
+    held = await converse(hass, text="tell me a story", device_id=kitchen)
+    waited = time.monotonic() - started
+    after = await converse(hass, text="are you there", device_id=kitchen)
+
+    assert waited < 2
+    assert held.response.response_type.value == "error"
+    assert held.response.speech["plain"]["speech"] == (
+        "Sorry, the language model took too long to answer"
+    )
+    assert after.response.response_type.value == "action_done"
+    assert after.conversation_id == held.conversation_id == first.conversation_id

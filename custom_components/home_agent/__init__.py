@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from .api import ModelClient
 from .backend import AgentBackend
+from .client import ModelClient
 from .const import (
     CONF_AGENT_ID,
     CONF_API_KEY,

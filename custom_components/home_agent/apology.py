@@ -8,7 +8,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 
-from .api import ModelAuthError
+from .client import ModelAuthError
 from .const import DOMAIN, LOGGER
 
 

@@ -1,4 +1,4 @@
-"""The interface every answering backend implements, and what it answers with."""
+"""The interface every answering backend implements: what it answers with, how it fails."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from homeassistant.components.conversation import ChatLog, Content, ConversationInput
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 
+from .const import DOMAIN
 from .metrics import TurnStats
 from .session import Session
 
@@ -31,6 +33,15 @@ class Reply:
     # How many of the oldest exchanges leave the transcript with this turn (they no longer
     # fit the history sent to the model).
     leaving: int = 0
+
+
+def translated_error(key: str, **placeholders: str) -> HomeAssistantError:
+    """Return a failure of a turn whose translated message is spoken to the user."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders or None,
+    )
 
 
 class AgentBackend(Protocol):

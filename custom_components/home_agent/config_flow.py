@@ -33,7 +33,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from .api import ModelClient, ModelError, normalize_base_url
+from .client import ModelClient, ModelError, normalize_base_url
 from .const import (
     CONF_AGENT_ID,
     CONF_API_KEY,

@@ -1,4 +1,4 @@
-"""Home Assistant LLM API tools, offered to a model as OpenAI function tools."""
+"""Home Assistant LLM API tools as OpenAI function tools: offered to a model, its calls read."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 import importlib
+import json
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -14,8 +15,57 @@ from homeassistant.helpers import llm
 from homeassistant.util import slugify
 import voluptuous as vol
 
-from .api import raise_if_unreadable
 from .const import DOMAIN
+
+
+@dataclass(slots=True)
+class UnreadableToolInput(llm.ToolInput):
+    """A tool call whose arguments are not a JSON object.
+
+    `tool_args` is empty and must not be run: the tool runner reports `problem` back to
+    the model as the call's error result (as for any failing tool), so the model can
+    correct itself; `arguments_text` is what the model sent, to show it in the history.
+    """
+
+    arguments_text: str = ""
+    problem: str = ""
+
+
+class InvalidArguments(HomeAssistantError):
+    """The model's arguments for a tool were not a JSON object (reported to the model)."""
+
+
+class NoToolsAvailable(HomeAssistantError):
+    """A chat-only agent's model called a tool (reported to the model, which can then talk)."""
+
+
+def raise_if_unreadable(call: llm.ToolInput) -> None:
+    """Refuse to run a call whose arguments could not be read.
+
+    Call it where a tool call is run (e.g. the LLM API instance a chat log calls): Home
+    Assistant's chat log turns the error into the call's result, `{"error":
+    "InvalidArguments", "error_text": ...}`.
+    """
+    if isinstance(call, UnreadableToolInput):
+        raise InvalidArguments(call.problem)
+
+
+def tool_input(call_id: str, name: str, text: str) -> llm.ToolInput:
+    """Return the tool call; arguments that are not a JSON object become unreadable."""
+    if not text.strip():
+        return llm.ToolInput(id=call_id, tool_name=name, tool_args={})
+    try:
+        parsed = json.loads(text)
+    except ValueError as err:
+        problem = f"Arguments are not JSON: {err}"
+    else:
+        if isinstance(parsed, dict):
+            return llm.ToolInput(id=call_id, tool_name=name, tool_args=parsed)
+        problem = "Arguments must be a JSON object"
+    return UnreadableToolInput(
+        id=call_id, tool_name=name, tool_args={}, arguments_text=text, problem=problem
+    )
+
 
 # Keys OpenAI-style servers reject at the top level of a function's parameters.
 _UNSUPPORTED_TOP_LEVEL_KEYS = frozenset({"oneOf", "anyOf", "allOf"})
@@ -55,8 +105,9 @@ def tool_parameters(schema: Any, custom_serializer: Callable[[Any], Any] | None)
 class ToolBox:
     """The tools of the selected LLM APIs, each call routed to the API that owns it."""
 
-    def __init__(self) -> None:
+    def __init__(self, hass: HomeAssistant) -> None:
         """Start without any API."""
+        self._hass = hass
         self.apis: list[llm.APIInstance] = []
         # Name shown to the model -> the API instance and the tool.
         self._owners: dict[str, tuple[llm.APIInstance, llm.Tool]] = {}
@@ -94,19 +145,30 @@ class ToolBox:
             specs.append({"type": "function", "function": function})
         return specs
 
-    def api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance | None:
-        """Return the API instance a chat log runs this toolbox's tools with."""
-        if not self.apis:
-            return None
-        first = self.apis[0]
+    def api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        """Return the API instance a chat log runs this toolbox's tools with.
+
+        Without any API too: a chat log without one fails the whole turn when the model
+        calls a tool anyway; this one answers the call with an error result instead.
+        """
+        first = self.apis[0] if self.apis else None
         return _RoutedAPIInstance(
-            api=first.api,
+            api=_NoTools(hass=self._hass, id=DOMAIN, name="None") if first is None else first.api,
             api_prompt="\n".join(self.prompts),
             llm_context=llm_context,
             tools=[tool for _api, tool in self._owners.values()],
-            custom_serializer=first.custom_serializer,
+            custom_serializer=None if first is None else first.custom_serializer,
             routes=dict(self._owners),
         )
+
+
+@dataclass(slots=True, kw_only=True)
+class _NoTools(llm.API):
+    """What a chat-only agent's tool calls go to: no API was selected."""
+
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        """Return an instance without tools (the toolbox builds its own; kept for the ABC)."""
+        return llm.APIInstance(api=self, api_prompt="", llm_context=llm_context, tools=[])
 
 
 @dataclass(slots=True)
@@ -121,6 +183,8 @@ class _RoutedAPIInstance(llm.APIInstance):
 
     async def async_call_tool(self, tool_input: llm.ToolInput) -> Any:
         """Call the tool on its own API, under the name that API knows it by."""
+        if not self.routes:
+            raise NoToolsAvailable("No tools are available: answer without them")
         raise_if_unreadable(tool_input)
         if (route := self.routes.get(tool_input.tool_name)) is None:
             raise HomeAssistantError(f'Tool "{tool_input.tool_name}" not found')
@@ -132,7 +196,7 @@ async def async_get_toolbox(
     hass: HomeAssistant, api_ids: list[str], llm_context: llm.LLMContext
 ) -> ToolBox:
     """Instantiate each selected LLM API (one id per call works on every version)."""
-    toolbox = ToolBox()
+    toolbox = ToolBox(hass)
     for api_id in api_ids:
         try:
             api = await llm.async_get_api(hass, api_id, llm_context)

@@ -184,9 +184,9 @@ def exchange_messages(exchange: Exchange) -> list[dict[str, Any]]:
     return messages
 
 
-def history_messages(transcript: Iterable[Exchange]) -> list[dict[str, Any]]:
-    """Return a transcript as OpenAI chat messages, oldest first."""
-    return [message for exchange in transcript for message in exchange_messages(exchange)]
+def exchange_json(exchange: Exchange) -> str:
+    """Return one exchange's messages as JSON, comma-separated: its part of a message list."""
+    return ",".join(json_text(message) for message in exchange_messages(exchange))
 
 
 def live_messages(contents: Sequence[conversation.Content]) -> list[dict[str, Any]]:

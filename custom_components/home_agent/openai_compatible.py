@@ -12,8 +12,8 @@ from homeassistant.components.conversation import (
 )
 from homeassistant.core import HomeAssistant
 
-from .api import ModelClient, translated_error
-from .backend import Reply
+from .backend import Reply, translated_error
+from .client import ChatBody, ModelClient
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,
@@ -26,14 +26,14 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .history import TokenEstimator, exchanges_over_budget
 from .llm_tools import async_get_toolbox
-from .memory import history_messages, json_text, live_messages, with_facts
+from .memory import exchange_json, json_text, live_messages, with_facts
 from .metrics import TurnStats
 from .prompt import async_system_prompt, async_turn_facts
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
 from .settings import llm_api_ids
+from .token_budget import TokenEstimator, exchanges_over_budget
 from .tracker import SessionTracker
 
 # Model replies per turn that may ask for tools before the turn is given up.
@@ -86,35 +86,31 @@ class OpenAICompatibleBackend:
         chat_log.content[0] = SystemContent(content=system_prompt)
         tools = toolbox.schemas()
         chat_log.async_trace({"messages": chat_log.content, "tools": tools})
+        # Each exchange is serialized once a turn: what it costs of the budget is measured
+        # on the text every request of the turn sends.
+        history = [exchange_json(exchange) for exchange in session.transcript]
         leaving = exchanges_over_budget(
-            session.transcript, int(self._settings[CONF_HISTORY_MAX_TOKENS]), self.estimator
+            [len(text) + 1 for text in history],  # its messages and the comma before them
+            self._history_budget(session.recap),
+            self.estimator,
         )
-        # Everything before the current turn is the same as in the previous request of
-        # this session, so a server's prompt cache only evaluates what is new.
-        earlier: list[dict[str, Any]] = [
-            {"role": "system", "content": _with_recap(system_prompt, session.recap)},
-            *history_messages(list(session.transcript)[leaving:]),
-        ]
         facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
         turn_start = _last_user_index(chat_log)
-        request: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "temperature": self._settings[CONF_TEMPERATURE],
             "max_tokens": self._settings[CONF_MAX_TOKENS],
         }
         if model := self._settings.get(CONF_MODEL):
-            request["model"] = model
-        if tools:
-            request["tools"] = tools
-        # The server counts the tools' definitions as prompt tokens too.
-        tools_chars = len(json_text(tools)) if tools else 0
-        sent_chars = 0
+            fields["model"] = model
+        # Everything before the current turn is the same as in the previous request of
+        # this session, so a server's prompt cache only evaluates what is new.
+        system = {"role": "system", "content": _with_recap(system_prompt, session.recap)}
+        requests = _TurnRequests(fields, tools, [json_text(system), *history[leaving:]])
         for _ in range(MAX_TOOL_ITERATIONS):
-            messages = [*earlier, *_with_facts(live_messages(chat_log.content[turn_start:]), facts)]
-            LOGGER.debug("Asking the model, %d messages: %s", len(messages), messages)
-            payload = {**request, "messages": messages}
-            sent_chars += len(json_text(messages)) + tools_chars
+            live = _with_facts(live_messages(chat_log.content[turn_start:]), facts)
+            LOGGER.debug("Asking the model, this turn so far: %s", live)
             async for _content in chat_log.async_add_delta_content_stream(
-                user_input.agent_id, self._client.async_stream_chat(payload, stats)
+                user_input.agent_id, self._client.async_stream_chat(requests.body(live), stats)
             ):
                 pass
             if not chat_log.unresponded_tool_results:
@@ -122,8 +118,13 @@ class OpenAICompatibleBackend:
         else:
             raise translated_error("model_tool_loop")
         if stats.prompt_tokens:
-            self.estimator.calibrate(sent_chars, stats.prompt_tokens)
+            self.estimator.calibrate(requests.sent_chars, stats.prompt_tokens)
         return Reply(stats=stats, facts=facts, leaving=leaving)
+
+    def _history_budget(self, recap: str | None) -> int:
+        """Return the tokens the history may take: the budget less the summary sent with it."""
+        budget = int(self._settings[CONF_HISTORY_MAX_TOKENS])
+        return budget - self.estimator.tokens(len(_recap_section(recap)))
 
     async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
         """Return the model's updated summary of a conversation (no tools)."""
@@ -144,11 +145,41 @@ class OpenAICompatibleBackend:
         return "".join(pieces)
 
 
+def _recap_section(recap: str | None) -> str:
+    """Return what the summary of older exchanges adds to the system prompt."""
+    return f"\n\nSummary of the earlier conversation: {recap}" if recap else ""
+
+
 def _with_recap(system_prompt: str, recap: str | None) -> str:
     """Return the system prompt, followed by the summary of older exchanges if any."""
-    if not recap:
-        return system_prompt
-    return f"{system_prompt}\n\nSummary of the earlier conversation: {recap}"
+    return system_prompt + _recap_section(recap)
+
+
+class _TurnRequests:
+    """The requests of one turn (one per tool round), each serialized once.
+
+    What every request of the turn repeats (settings, tools, system prompt, history) is
+    serialized once a turn; a request adds only the turn's own messages. The client sends
+    the text as it is, and its length is what the turn is measured by.
+    """
+
+    def __init__(
+        self, fields: dict[str, Any], tools: list[dict[str, Any]], earlier: list[str]
+    ) -> None:
+        """Serialize what the turn's requests share; `earlier` are messages as JSON."""
+        tools_text = json_text(tools) if tools else ""
+        self._tools_chars = len(tools_text)
+        members = json_text(fields)[1:-1]
+        self._members = f'{members},"tools":{tools_text}' if tools else members
+        self._earlier = ",".join(earlier)
+        # Characters sent this turn (the server counts the tools' definitions too).
+        self.sent_chars = 0
+
+    def body(self, live: list[dict[str, Any]]) -> ChatBody:
+        """Return the next request, given the turn's messages so far."""
+        messages = "[" + ",".join([self._earlier, *map(json_text, live)]) + "]"
+        self.sent_chars += len(messages) + self._tools_chars
+        return ChatBody(f'{self._members},"messages":{messages}')
 
 
 def _with_facts(messages: list[dict[str, Any]], facts: str | None) -> list[dict[str, Any]]:

@@ -51,10 +51,10 @@ from .const import (
     TURN_TIME_LIMIT,
     SessionScope,
 )
-from .history import LOW_WATER
 from .keys import SATELLITE_DOMAIN, bounded, known_device_id, known_satellite_id
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore, Snapshot, StoredTranscripts
+from .token_budget import LOW_WATER
 from .turn import Turn, TurnListener
 
 REASON_TIMEOUT = "timeout"

@@ -1,4 +1,4 @@
-"""The history a model is sent: a token budget, estimated without a tokenizer.
+"""The token budget of the history a model is sent, estimated without a tokenizer.
 
 Tokens are estimated from characters; the ratio starts at a cautious 3 characters per
 token (small models' tokenizers make more tokens of English than OpenAI's, about 4) and
@@ -10,9 +10,6 @@ so the start of the history (and a server's prompt cache) changes rarely.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from .memory import exchange_messages, json_text
-from .session import Exchange
 
 DEFAULT_CHARS_PER_TOKEN = 3.0
 # Bounds of a learned ratio (a server reporting nonsense must not disable the budget).
@@ -43,16 +40,14 @@ class TokenEstimator:
         self.chars_per_token += LEARNING_RATE * (measured - self.chars_per_token)
 
 
-def exchange_tokens(exchange: Exchange, estimator: TokenEstimator) -> int:
-    """Return the estimated tokens an exchange takes in a request."""
-    return estimator.tokens(len(json_text(exchange_messages(exchange))))
-
-
 def exchanges_over_budget(
-    transcript: Sequence[Exchange], budget: int, estimator: TokenEstimator
+    exchange_chars: Sequence[int], budget: int, estimator: TokenEstimator
 ) -> int:
-    """Return how many of the oldest exchanges must leave for the rest to fit the budget."""
-    sizes = [exchange_tokens(exchange, estimator) for exchange in transcript]
+    """Return how many of the oldest exchanges must leave for the rest to fit the budget.
+
+    `exchange_chars` is what each exchange, oldest first, takes of a request, in characters.
+    """
+    sizes = [estimator.tokens(chars) for chars in exchange_chars]
     total = sum(sizes)
     if total <= budget:
         return 0

@@ -14,15 +14,14 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers import llm
 import pytest
 
-from custom_components.home_agent.api import (
+from custom_components.home_agent.client import (
     MAX_BODY_BYTES,
     ModelAuthError,
     ModelClient,
     ModelError,
-    TurnStats,
-    UnreadableToolInput,
-    raise_if_unreadable,
 )
+from custom_components.home_agent.llm_tools import UnreadableToolInput, raise_if_unreadable
+from custom_components.home_agent.metrics import TurnStats
 
 from .fake_openai import FakeOpenAI
 
@@ -318,7 +317,7 @@ async def test_a_reply_longer_than_the_cap_fails(
     """Streamed text beyond MAX_REPLY_CHARS stops the reply with a spoken reason."""
     fake_openai.stream_reply("word " * 100, chunks=50, interval=0)
 
-    with patch("custom_components.home_agent.api.MAX_REPLY_CHARS", 200):
+    with patch("custom_components.home_agent.client.MAX_REPLY_CHARS", 200):
         received, error = await deltas_before_failure(client)
 
     assert len(text_of(received)) <= 200
@@ -361,7 +360,7 @@ async def test_no_first_byte_in_time(client: ModelClient, fake_openai: FakeOpenA
     """A server that does not start answering within READ_TIMEOUT: "took too long"."""
     fake_openai.slow(30)
 
-    with patch("custom_components.home_agent.api.READ_TIMEOUT", 0.2):
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.2):
         _, error = await deltas_before_failure(client)
 
     assert error.translation_key == "model_timeout"
@@ -375,13 +374,54 @@ async def test_a_long_silence_mid_stream(client: ModelClient, fake_openai: FakeO
     )
     fake_openai.stream_reply(REPLY, chunks=10, interval=0.1)
 
-    with patch("custom_components.home_agent.api.READ_TIMEOUT", 0.3):
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.3):
         received, error = await deltas_before_failure(client)
         complete = await collect(client)
 
     assert text_of(received) == "Part one,"
     assert error.translation_key == "model_timeout"
     assert text_of([delta for _, delta in complete]) == REPLY
+
+
+async def test_keep_alive_comments_are_not_the_start_of_an_answer(
+    client: ModelClient, fake_openai: FakeOpenAI
+) -> None:
+    """A stream of `: keep-alive` comments and no data: given up after READ_TIMEOUT."""
+    fake_openai.events(
+        [chunk({"content": "Too late."}, "stop"), b"[DONE]"], lead=5, keep_alive=0.05
+    )
+    started = time.monotonic()
+
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.3):
+        received, error = await deltas_before_failure(client)
+
+    assert error.translation_key == "model_timeout"
+    assert time.monotonic() - started < 1.5
+    assert text_of(received) == ""
+
+
+async def test_keep_alive_comments_are_not_progress(
+    client: ModelClient, fake_openai: FakeOpenAI
+) -> None:
+    """Comments in a pause between chunks do not shorten it; within READ_TIMEOUT they harm not."""
+    fake_openai.events(
+        [chunk({"content": "Part one,"}), chunk({"content": " part two."}, "stop"), b"[DONE]"],
+        interval=0.6,
+        keep_alive=0.05,
+    )
+    fake_openai.events(
+        [chunk({"content": "Part one,"}), chunk({"content": " part two."}, "stop"), b"[DONE]"],
+        interval=0.15,
+        keep_alive=0.05,
+    )
+
+    with patch("custom_components.home_agent.client.READ_TIMEOUT", 0.3):
+        received, error = await deltas_before_failure(client)
+        complete = await collect(client)
+
+    assert text_of(received) == "Part one,"
+    assert error.translation_key == "model_timeout"
+    assert text_of([delta for _, delta in complete]) == "Part one, part two."
 
 
 async def test_list_models_and_the_setup_check(

@@ -6,14 +6,17 @@ Bounds, so that no server can exhaust memory or hold a turn forever:
 - the text of one reply (content plus tool arguments) is capped at `MAX_REPLY_CHARS`:
   beyond it the reply fails with `model_reply_too_long` rather than being cut, since a cut
   reply would be remembered as if the model had meant it;
-- `CONNECT_TIMEOUT` to open a connection, `READ_TIMEOUT` for the first byte and for each
-  gap between chunks; no total per request (a long reply that keeps coming is fine; the
-  caller bounds a whole turn).
+- `CONNECT_TIMEOUT` to open a connection; `READ_TIMEOUT` from the request to the first
+  event that carries data and for each gap between two of them (comments such as
+  `: keep-alive` are neither an answer nor progress), and for the first byte and each gap
+  of an answer that is not streamed; no total per request (a long reply that keeps coming
+  is fine; the caller bounds a whole turn).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -25,17 +28,17 @@ import aiohttp
 from homeassistant.components.conversation import AssistantContentDeltaDict
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
-from homeassistant.helpers import llm
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from yarl import URL
 
 from .const import DOMAIN, LOGGER
+from .llm_tools import tool_input
 from .metrics import TurnStats
 from .redact import redact_url
 from .session import sanitize_text
 
 CONNECT_TIMEOUT = 60.0
-# Time to the first byte of an answer, and the longest silence between two chunks.
+# Time to the first data of an answer, and the longest wait between two pieces of data.
 READ_TIMEOUT = 60.0
 LIST_MODELS_TIMEOUT = 10.0
 SETUP_PROBE_TIMEOUT = 5.0
@@ -44,6 +47,8 @@ MAX_LINE_BYTES = 1024 * 1024
 MAX_STREAM_BYTES = 16 * 1024 * 1024
 MAX_REPLY_CHARS = 64 * 1024
 _READ_CHUNK = 64 * 1024
+# What a streamed request adds to its body: the token counts come in a last chunk.
+_STREAM_MEMBERS = '"stream":true,"stream_options":{"include_usage":true}'
 
 # Error keys of the config flow for the translated errors of this module.
 _FLOW_ERRORS = {
@@ -52,15 +57,6 @@ _FLOW_ERRORS = {
     "model_server_error": "cannot_connect",
     "model_invalid_auth": "invalid_auth",
 }
-
-
-def translated_error(key: str, **placeholders: str) -> HomeAssistantError:
-    """Return a translated error whose message is spoken to the user."""
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders or None,
-    )
 
 
 class ModelError(HomeAssistantError):
@@ -131,49 +127,28 @@ def _record_usage(stats: TurnStats, chunk: dict[str, Any]) -> None:
         stats.add_usage(timings.get("prompt_n"), timings.get("predicted_n"), timings.get("cache_n"))
 
 
-@dataclass(slots=True)
-class UnreadableToolInput(llm.ToolInput):
-    """A tool call whose arguments are not a JSON object.
+@dataclass(frozen=True, slots=True)
+class ChatBody:
+    """A Chat Completions request its caller serialized: its JSON object without the braces.
 
-    `tool_args` is empty and must not be run: the tool runner reports `problem` back to
-    the model as the call's error result (as for any failing tool), so the model can
-    correct itself; `arguments_text` is what the model sent, to show it in the history.
+    The caller serializes each request once and measures it from the same text; the
+    client adds `stream` to the text (or not, for a server that refuses to stream)
+    instead of serializing the request again.
     """
 
-    arguments_text: str = ""
-    problem: str = ""
+    members: str
 
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> ChatBody:
+        """Return the body of a request given as a mapping."""
+        return cls(json.dumps(payload, ensure_ascii=False, separators=(",", ":"))[1:-1])
 
-class InvalidArguments(HomeAssistantError):
-    """The model's arguments for a tool were not a JSON object (reported to the model)."""
-
-
-def raise_if_unreadable(call: llm.ToolInput) -> None:
-    """Refuse to run a call whose arguments could not be read.
-
-    Call it where a tool call is run (e.g. the LLM API instance a chat log calls): Home
-    Assistant's chat log turns the error into the call's result, `{"error":
-    "InvalidArguments", "error_text": ...}`.
-    """
-    if isinstance(call, UnreadableToolInput):
-        raise InvalidArguments(call.problem)
-
-
-def _tool_input(call_id: str, name: str, text: str) -> llm.ToolInput:
-    """Return the tool call; arguments that are not a JSON object become unreadable."""
-    if not text.strip():
-        return llm.ToolInput(id=call_id, tool_name=name, tool_args={})
-    try:
-        parsed = json.loads(text)
-    except ValueError as err:
-        problem = f"Arguments are not JSON: {err}"
-    else:
-        if isinstance(parsed, dict):
-            return llm.ToolInput(id=call_id, tool_name=name, tool_args=parsed)
-        problem = "Arguments must be a JSON object"
-    return UnreadableToolInput(
-        id=call_id, tool_name=name, tool_args={}, arguments_text=text, problem=problem
-    )
+    def encoded(self, *, streamed: bool) -> bytes:
+        """Return the bytes to send, with the streaming members if asked for."""
+        members = (self.members, _STREAM_MEMBERS if streamed else "")
+        text = "{" + ",".join(member for member in members if member) + "}"
+        # Half an emoji (a lone surrogate) has no UTF-8: it goes as JSON's \u escape.
+        return text.encode("utf-8", "backslashreplace")
 
 
 class _TextCleaner:
@@ -271,7 +246,7 @@ class _ReplyBuilder:
                 if not call["name"]:
                     raise ModelError("model_bad_response")
                 call_id = call["id"] or f"call_{position}"
-                calls.append(_tool_input(call_id, call["name"], call["arguments"]))
+                calls.append(tool_input(call_id, call["name"], call["arguments"]))
             deltas.append({"tool_calls": calls})
         return deltas
 
@@ -284,6 +259,7 @@ class ModelClient:
         self._hass = hass
         self._base_url = normalize_base_url(base_url)
         self._headers = auth_headers(api_key)
+        self._post_headers = {**self._headers, "Content-Type": "application/json"}
         # aiohttp refuses a Bearer header beside credentials in the URL: the key wins.
         self._url = URL(self._base_url)
         if api_key and self._url.user is not None:
@@ -346,17 +322,20 @@ class ModelClient:
             )
 
     async def async_stream_chat(
-        self, payload: dict[str, Any], stats: TurnStats
+        self, payload: ChatBody | Mapping[str, Any], stats: TurnStats
     ) -> AsyncGenerator[AssistantContentDeltaDict]:
         """POST `{base}/chat/completions` and yield the reply as chat-log deltas.
 
-        Yields `{"role": "assistant"}`, then `{"content": ...}` per piece of text, then
-        `{"tool_calls": [...]}` once the calls are complete. Raises a `ModelError` (a
-        `ModelAuthError` for a refused key), also after some deltas when the stream breaks.
+        `payload` is the request without `stream` (added here), serialized by the caller
+        or as a mapping. Yields `{"role": "assistant"}`, then `{"content": ...}` per piece
+        of text, then `{"tool_calls": [...]}` once the calls are complete. Raises a
+        `ModelError` (a `ModelAuthError` for a refused key), also after some deltas when
+        the stream breaks.
         """
         stats.requests += 1
+        body = payload if isinstance(payload, ChatBody) else ChatBody.of(payload)
         url = self._chat_url
-        LOGGER.debug("Chat request to %s: %s", self._loggable_chat_url, payload)
+        LOGGER.debug("Chat request to %s: {%s}", self._loggable_chat_url, body.members)
         session = async_get_clientsession(self._hass)
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -364,45 +343,44 @@ class ModelClient:
             sock_connect=CONNECT_TIMEOUT,
             sock_read=READ_TIMEOUT,
         )
-        streamed = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        loop = asyncio.get_running_loop()
         with _translated_transport_errors():
-            if self.streams:
+            for streamed in (True, False) if self.streams else (False,):
+                first_data_by = loop.time() + READ_TIMEOUT
                 async with session.post(
-                    url, json=streamed, headers=self._headers, timeout=timeout
+                    url,
+                    data=body.encoded(streamed=streamed),
+                    headers=self._post_headers,
+                    timeout=timeout,
                 ) as response:
-                    refused = response.status in (
+                    if streamed and response.status in (
                         HTTPStatus.BAD_REQUEST,
                         HTTPStatus.UNPROCESSABLE_ENTITY,
-                    )
-                    if not refused:
-                        async for delta in _async_reply_deltas(response, stats):
-                            yield delta
-                        return
-                    LOGGER.debug(
-                        "%s refused a streamed request (%s); asking without streaming",
-                        self._loggable_chat_url,
-                        response.status,
-                    )
-            async with session.post(
-                url, json=payload, headers=self._headers, timeout=timeout
-            ) as response:
-                async for delta in _async_reply_deltas(response, stats):
-                    yield delta
-            if self.streams:
-                self.streams = False
+                    ):
+                        LOGGER.debug(
+                            "%s refused a streamed request (%s); asking without streaming",
+                            self._loggable_chat_url,
+                            response.status,
+                        )
+                        continue
+                    async for delta in _async_reply_deltas(response, stats, first_data_by):
+                        yield delta
+                # Answered unstreamed after a refusal: asked that way from now on.
+                self.streams = streamed
+                return
 
 
 async def _async_reply_deltas(
-    response: aiohttp.ClientResponse, stats: TurnStats
+    response: aiohttp.ClientResponse, stats: TurnStats, first_data_by: float
 ) -> AsyncGenerator[AssistantContentDeltaDict]:
-    """Yield the deltas of an answer, streamed or not."""
+    """Yield the deltas of an answer, streamed or not (a stream's first data by loop time)."""
     if response.status >= HTTPStatus.BAD_REQUEST:
         body = await response.content.read(2048)
         LOGGER.debug("Model server answered %s: %r", response.status, body[:500])
         raise error_for_status(response.status)
     builder = _ReplyBuilder(stats)
     if response.content_type == "text/event-stream":
-        async for delta in _async_stream_deltas(response, builder, stats):
+        async for delta in _async_stream_deltas(response, builder, stats, first_data_by):
             yield delta
     else:
         # A server that ignores `stream` answers with the whole completion.
@@ -452,12 +430,15 @@ def _message_deltas(
 
 
 async def _async_stream_deltas(
-    response: aiohttp.ClientResponse, builder: _ReplyBuilder, stats: TurnStats
+    response: aiohttp.ClientResponse,
+    builder: _ReplyBuilder,
+    stats: TurnStats,
+    first_data_by: float,
 ) -> AsyncGenerator[AssistantContentDeltaDict]:
     """Yield the deltas of a server-sent-events answer as its chunks arrive."""
     yield {"role": "assistant"}
     done = False
-    async for data in _async_sse_data(response):
+    async for data in _async_sse_data(response, first_data_by):
         if data == "[DONE]":
             done = True
             break
@@ -503,16 +484,26 @@ def _chunk_deltas(
     return deltas
 
 
-async def _async_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+async def _async_sse_data(
+    response: aiohttp.ClientResponse, first_data_by: float
+) -> AsyncIterator[str]:
     """Yield the data of each server-sent event, reading line by line within the bounds.
 
     Lines are split here rather than by aiohttp's readline, which fails on lines over
-    its 64 KiB buffer limit; a line may be up to MAX_LINE_BYTES.
+    its 64 KiB buffer limit; a line may be up to MAX_LINE_BYTES. Only an event with data
+    moves the READ_TIMEOUT deadline: aiohttp's read timeout counts any byte, so comments
+    sent to keep a connection open would hold a turn until its own limit.
     """
+    loop = asyncio.get_running_loop()
+    deadline = first_data_by
     line = bytearray()
     data: list[str] = []
     received = 0
-    async for chunk in response.content.iter_any():
+    while True:
+        async with asyncio.timeout_at(deadline):
+            chunk = await response.content.readany()
+        if not chunk:
+            break
         received += len(chunk)
         if received > MAX_STREAM_BYTES:
             response.close()
@@ -524,6 +515,7 @@ async def _async_sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str
             event = _sse_line(bytes(line).rstrip(b"\r"), data)
             line.clear()
             if event:
+                deadline = loop.time() + READ_TIMEOUT
                 yield event
         line += chunk[start:]
         if len(line) > MAX_LINE_BYTES:
