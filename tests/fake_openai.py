@@ -25,6 +25,23 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
+
+    @property
+    def is_warm_up(self) -> bool:
+        """Tell whether this is a warm-up: the start of a turn, asking for one token."""
+        return isinstance(self.body, dict) and self.body.get("max_tokens") == 1
+
+    @property
+    def prompt_text(self) -> str:
+        """Return the request's tools and messages as sent, up to where the messages end.
+
+        A later request that starts the same way begins with this text.
+        """
+        text = self.raw.decode()
+        start = text.index('"tools":') if '"tools":' in text else text.index('"messages":')
+        end = text.rindex("]")
+        return text[start:end]
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -152,6 +169,8 @@ class FakeOpenAI:
         """Prepare an empty script."""
         self.requests: list[Recorded] = []
         self._script: deque[Scripted] = deque()
+        self._warm_up_script: deque[Scripted] = deque()
+        self._arrived = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._closing = asyncio.Event()
@@ -169,8 +188,23 @@ class FakeOpenAI:
 
     @property
     def chat_requests(self) -> list[Recorded]:
-        """Return the Chat Completions requests received so far."""
-        return [r for r in self.requests if r.path == "/v1/chat/completions"]
+        """Return the Chat Completions requests received so far (warm-ups aside)."""
+        return [r for r in self.requests if r.path == "/v1/chat/completions" and not r.is_warm_up]
+
+    @property
+    def warm_ups(self) -> list[Recorded]:
+        """Return the warm-up requests received so far."""
+        return [r for r in self.requests if r.path == "/v1/chat/completions" and r.is_warm_up]
+
+    async def requested(self, count: int) -> None:
+        """Wait until `count` chat requests (warm-ups aside) have arrived."""
+        while len(self.chat_requests) < count:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def warm_up_answer(self, status: int = 200, delay: float = 0.0) -> None:
+        """Answer the next warm-up with this status, after this delay."""
+        self._warm_up_script.append(Scripted(status=status, body=b"{}", delay=delay))
 
     def reply(self, text: str) -> None:
         """Script a plain text answer."""
@@ -283,6 +317,8 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         """Record a Chat Completions request and answer from the script."""
         await self._record(request)
+        if self.requests[-1].is_warm_up:
+            return await self._warm_up()
         streams = bool(self.requests[-1].body.get("stream"))
         if streams and self.stream_mode == "refuse":
             return web.json_response({"error": {"message": "stream not supported"}}, status=400)
@@ -311,6 +347,17 @@ class FakeOpenAI:
         else:
             body = scripted.body
         return web.Response(status=scripted.status, body=body, content_type="application/json")
+
+    async def _warm_up(self) -> web.Response:
+        """Answer a warm-up as scripted, else with one token (the script is not used)."""
+        scripted = self._warm_up_script.popleft() if self._warm_up_script else None
+        if scripted is not None and scripted.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), scripted.delay)
+        if scripted is not None and scripted.status != 200:
+            return web.json_response({"error": {"message": "scripted"}}, status=scripted.status)
+        body = completion({"role": "assistant", "content": "."})
+        return web.Response(body=body, content_type="application/json")
 
     async def _stream(
         self,
@@ -397,8 +444,10 @@ class FakeOpenAI:
                 path=request.path,
                 headers=dict(request.headers),
                 body=json.loads(raw) if raw else None,
+                raw=raw,
             )
         )
+        self._arrived.set()
 
     async def start(self) -> None:
         """Listen on 127.0.0.1: a free port at first, the same port when started again."""

@@ -274,6 +274,8 @@ async def test_openai_agent_is_created_with_the_chosen_model(
         "max_tokens": 300,
         "history_max_tokens": 6000,
         "history_summary": False,
+        # The endpoint is on this machine: warming the model up is on by default.
+        "warm_up": True,
         "session_timeout": 600,
         "session_scope": "user",
         "history_max_turns": 4,
@@ -305,6 +307,7 @@ async def test_openai_defaults_and_a_model_the_endpoint_does_not_list(
         "max_tokens": 512,
         "history_max_tokens": 1536,
         "history_summary": True,
+        "warm_up": True,
         "session_timeout": 3600,
         "session_scope": "device",
         "history_max_turns": 10,
@@ -603,10 +606,12 @@ async def test_openai_options_offer_the_endpoint_models(
         "max_tokens": 64,
         "history_max_tokens": 8192,
         "history_summary": False,
+        "warm_up": False,
         "session_timeout": 86400,
         "session_scope": "none",
         "history_max_turns": 1,
     }
+    assert suggested(result, "warm_up") is True
     with pytest.raises(InvalidData) as err:
         await configure_options(hass, result, {**new, "prompt": "{% if %}"})
     assert set(err.value.schema_errors) == {"prompt"}

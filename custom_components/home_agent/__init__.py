@@ -26,9 +26,10 @@ from .local_turns import LocalTurnWatcher
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
-from .settings import entry_settings, session_scope, session_timeout
+from .settings import entry_settings, session_scope, session_timeout, warm_up
 from .storage import async_remove_stored
 from .tracker import SessionTracker
+from .warmup import Warmer
 
 PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -61,6 +62,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
         if tracker.summarize:
             recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
             entry.async_on_unload(recaps.async_stop)
+        if warm_up(settings):
+            entry.async_on_unload(Warmer(hass, tracker, model_backend).async_stop)
         backend = model_backend
     else:
         conversations = lasting.delegate_conversations

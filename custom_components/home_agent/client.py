@@ -137,6 +137,13 @@ class ChatBody:
     """
 
     members: str
+    # Where the prompt (what a server evaluates: the tools and the messages) starts.
+    prompt_start: int = 0
+
+    @property
+    def prompt(self) -> str:
+        """Return the members that make the prompt (the settings before them do not)."""
+        return self.members[self.prompt_start :]
 
     @classmethod
     def of(cls, payload: Mapping[str, Any]) -> ChatBody:
@@ -301,6 +308,22 @@ class ModelClient:
             )
         except (ValueError, KeyError, TypeError) as err:
             raise ModelError("model_bad_response") from err
+
+    async def async_complete(self, body: ChatBody) -> None:
+        """POST a request unstreamed and read the answer whole, only to have it evaluated.
+
+        The answer itself is not used (a warm-up asks for one token); a failure raises a
+        `ModelError`.
+        """
+        session = async_get_clientsession(self._hass)
+        with _translated_transport_errors():
+            async with session.post(
+                self._chat_url,
+                data=body.encoded(streamed=False),
+                headers=self._post_headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
+            ) as response:
+                await _async_read_body(response)
 
     async def async_check(self) -> None:
         """Refuse setup if the endpoint rejects the key; anything else only warns.

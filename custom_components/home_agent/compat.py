@@ -29,17 +29,41 @@ async def async_converse(hass: Any, **kwargs: Any) -> conversation.ConversationR
 
 def llm_context(domain: str, user_input: conversation.ConversationInput) -> llm.LLMContext:
     """Build the LLM context of a turn, whatever fields this version has."""
+    return llm_context_of(
+        domain,
+        context=user_input.context,
+        language=user_input.language,
+        device_id=user_input.device_id,
+        agent_id=user_input.agent_id,
+        text=user_input.text,
+    )
+
+
+def llm_context_of(
+    domain: str,
+    *,
+    context: Context,
+    language: str | None,
+    device_id: str | None,
+    agent_id: str | None,
+    text: str | None,
+) -> llm.LLMContext:
+    """Build an LLM context from its parts (a turn's, or the one a satellite is about to send).
+
+    2025.4-2025.6 carry the user's words (`user_prompt`, read by tools only); 2026.11+ the
+    agent's id.
+    """
     fields: dict[str, Any] = {
         "platform": domain,
-        "context": user_input.context,
-        "language": user_input.language,
+        "context": context,
+        "language": language,
         "assistant": conversation.DOMAIN,
-        "device_id": user_input.device_id,
+        "device_id": device_id,
     }
     if "user_prompt" in _LLM_CONTEXT_FIELDS:
-        fields["user_prompt"] = user_input.text
+        fields["user_prompt"] = text
     if "agent_id" in _LLM_CONTEXT_FIELDS:
-        fields["agent_id"] = user_input.agent_id
+        fields["agent_id"] = agent_id
     return llm.LLMContext(**fields)
 
 

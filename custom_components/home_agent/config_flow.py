@@ -49,6 +49,7 @@ from .const import (
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
     CONF_TEMPERATURE,
+    CONF_WARM_UP,
     DEFAULT_AGENT_ID,
     DEFAULT_BASE_URL,
     DEFAULT_HISTORY_MAX_TOKENS,
@@ -69,8 +70,8 @@ from .const import (
     Backend,
     SessionScope,
 )
-from .redact import redact_url, url_credentials
-from .settings import entry_settings
+from .redact import is_local_address, redact_url, url_credentials
+from .settings import entry_settings, warm_up
 
 DEFAULT_NAME = "Home Agent"
 NUMBER_FIELDS = (
@@ -145,8 +146,14 @@ SESSION_SCHEMA = vol.Schema(
 )
 
 
-def _model_schema(hass: HomeAssistant, models: list[str] | None) -> vol.Schema:
-    """Return the model settings; a free text model when the list is unknown."""
+def _model_schema(
+    hass: HomeAssistant, models: list[str] | None, *, warm_up_default: bool
+) -> vol.Schema:
+    """Return the model settings; a free text model when the list is unknown.
+
+    Warming the model up is on by default for an endpoint on this machine or the local
+    network, off for others (a warm-up is a request, which a public service may bill).
+    """
     model_selector: SelectSelector | TextSelector = (
         TextSelector()
         if models is None
@@ -181,6 +188,7 @@ def _model_schema(hass: HomeAssistant, models: list[str] | None) -> vol.Schema:
                 )
             ),
             vol.Required(CONF_HISTORY_SUMMARY, default=DEFAULT_HISTORY_SUMMARY): BooleanSelector(),
+            vol.Required(CONF_WARM_UP, default=warm_up_default): BooleanSelector(),
         }
     )
 
@@ -214,6 +222,7 @@ def _openai_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
         CONF_MAX_TOKENS: int(user_input[CONF_MAX_TOKENS]),
         CONF_HISTORY_MAX_TOKENS: int(user_input[CONF_HISTORY_MAX_TOKENS]),
         CONF_HISTORY_SUMMARY: bool(user_input[CONF_HISTORY_SUMMARY]),
+        CONF_WARM_UP: bool(user_input[CONF_WARM_UP]),
         **_session_options(user_input),
     }
 
@@ -319,7 +328,11 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
                 data={CONF_BACKEND: Backend.OPENAI.value, **self._connection},
                 options=_openai_options(user_input),
             )
-        schema = _model_schema(self.hass, self._models).extend(SESSION_SCHEMA.schema)
+        schema = _model_schema(
+            self.hass,
+            self._models,
+            warm_up_default=is_local_address(self._connection[CONF_BASE_URL]),
+        ).extend(SESSION_SCHEMA.schema)
         return self.async_show_form(
             step_id="model",
             data_schema=self.add_suggested_values_to_schema(
@@ -363,6 +376,12 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
                 connection = _connection(user_input)
                 errors, _models = await _async_probe(self.hass, connection, new_url=True)
                 data, options = {**entry.data, **connection}, dict(entry.options)
+                if is_local_address(connection[CONF_BASE_URL]) != is_local_address(
+                    settings[CONF_BASE_URL]
+                ):
+                    # Moved between a nearby server and a public one: warming up takes the
+                    # new endpoint's default again (a public one may bill each warm-up).
+                    options.pop(CONF_WARM_UP, None)
             else:
                 errors = _agent_errors(self.hass, user_input[CONF_AGENT_ID])
                 data = dict(entry.data)
@@ -452,7 +471,10 @@ class HomeAgentOptionsFlow(OptionsFlow):
         except ModelError as err:
             LOGGER.debug("Listing the models of %s failed: %r", client.loggable_base_url, err)
             errors["base"] = "models_unavailable"
-        return self._async_show_options(_model_schema(self.hass, models), settings, errors)
+        schema = _model_schema(self.hass, models, warm_up_default=warm_up(settings))
+        return self._async_show_options(
+            schema, {**settings, CONF_WARM_UP: warm_up(settings)}, errors
+        )
 
     @callback
     def _async_agent_options(

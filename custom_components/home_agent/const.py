@@ -88,3 +88,7 @@ DEFAULT_HISTORY_SUMMARY: Final = True
 RECAP_IDLE_DELAY: Final = 30.0
 # Exchanges waiting to be summarized at most (older ones are dropped unsummarized).
 RECAP_PENDING_MAX: Final = 20
+
+# Warm the model up while the person is still talking (on by default for endpoints on this
+# machine or the local network, off for others: a warm-up is a request that may be billed).
+CONF_WARM_UP: Final = "warm_up"

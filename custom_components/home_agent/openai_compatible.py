@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.conversation import (
@@ -11,9 +12,10 @@ from homeassistant.components.conversation import (
     SystemContent,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
 
 from .backend import Reply, translated_error
-from .client import ChatBody, ModelClient
+from .client import ChatBody, ModelClient, normalize_base_url
 from .compat import llm_context
 from .const import (
     CONF_API_KEY,
@@ -26,10 +28,11 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .llm_tools import async_get_toolbox
+from .llm_tools import ToolBox, async_get_toolbox
 from .memory import exchange_json, json_text, live_messages, with_facts
 from .metrics import TurnStats
 from .prompt import async_system_prompt, async_turn_facts
+from .prompt_cache import prompt_cache
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
 from .settings import llm_api_ids
@@ -58,6 +61,9 @@ class OpenAICompatibleBackend:
             hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
         )
         self.estimator = TokenEstimator()
+        self.prompt_cache = prompt_cache(
+            hass, normalize_base_url(settings[CONF_BASE_URL]), settings.get(CONF_MODEL)
+        )
 
     @property
     def can_act(self) -> bool:
@@ -73,53 +79,89 @@ class OpenAICompatibleBackend:
         """Answer one turn into the chat log, running Home Assistant tools as the model asks."""
         stats = TurnStats()
         context = llm_context(DOMAIN, user_input)
-        toolbox = await async_get_toolbox(self._hass, llm_api_ids(self._settings), context)
-        system_prompt = await async_system_prompt(
-            self._hass,
-            self._settings[CONF_PROMPT],
-            context,
-            api_prompts=toolbox.prompts,
-            extra_system_prompt=user_input.extra_system_prompt,
-        )
+        prefix = await self._async_prefix(context, user_input.extra_system_prompt, session)
         # The chat log runs the tools and shows the turn in the Assist debug view.
-        chat_log.llm_api = toolbox.api_instance(context)
-        chat_log.content[0] = SystemContent(content=system_prompt)
-        tools = toolbox.schemas()
-        chat_log.async_trace({"messages": chat_log.content, "tools": tools})
-        # Each exchange is serialized once a turn: what it costs of the budget is measured
-        # on the text every request of the turn sends.
-        history = [exchange_json(exchange) for exchange in session.transcript]
-        leaving = exchanges_over_budget(
-            [len(text) + 1 for text in history],  # its messages and the comma before them
-            self._history_budget(session.recap),
-            self.estimator,
-        )
-        facts = await async_turn_facts(self._hass, context, toolbox.tool_names)
+        chat_log.llm_api = prefix.toolbox.api_instance(context)
+        chat_log.content[0] = SystemContent(content=prefix.system_prompt)
+        chat_log.async_trace({"messages": chat_log.content, "tools": prefix.tools})
+        facts = await async_turn_facts(self._hass, context, prefix.toolbox.tool_names)
         turn_start = _last_user_index(chat_log)
-        fields: dict[str, Any] = {
-            "temperature": self._settings[CONF_TEMPERATURE],
-            "max_tokens": self._settings[CONF_MAX_TOKENS],
-        }
-        if model := self._settings.get(CONF_MODEL):
-            fields["model"] = model
-        # Everything before the current turn is the same as in the previous request of
-        # this session, so a server's prompt cache only evaluates what is new.
-        system = {"role": "system", "content": _with_recap(system_prompt, session.recap)}
-        requests = _TurnRequests(fields, tools, [json_text(system), *history[leaving:]])
+        requests = prefix.requests
         for _ in range(MAX_TOOL_ITERATIONS):
             live = _with_facts(live_messages(chat_log.content[turn_start:]), facts)
             LOGGER.debug("Asking the model, this turn so far: %s", live)
+            body = requests.body(live)
             async for _content in chat_log.async_add_delta_content_stream(
-                user_input.agent_id, self._client.async_stream_chat(requests.body(live), stats)
+                user_input.agent_id, self._client.async_stream_chat(body, stats)
             ):
                 pass
+            self.prompt_cache.note(body)
             if not chat_log.unresponded_tool_results:
                 break
         else:
             raise translated_error("model_tool_loop")
         if stats.prompt_tokens:
             self.estimator.calibrate(requests.sent_chars, stats.prompt_tokens)
-        return Reply(stats=stats, facts=facts, leaving=leaving)
+        return Reply(stats=stats, facts=facts, leaving=prefix.leaving)
+
+    async def async_warm_up(
+        self, context: llm.LLMContext, session: Session | None
+    ) -> ChatBody | None:
+        """Have the server evaluate the start of the coming turn's request; return it.
+
+        The request is the coming turn's up to its own words (system prompt, tools, the
+        session's history; for a device without a session, a new session's), asking for one
+        token: a server with a prompt cache then holds that prefix when the turn arrives.
+        None: nothing was sent, the server most likely holds it already.
+        """
+        prefix = await self._async_prefix(context, None, session, max_tokens=1)
+        body = prefix.requests.body([])
+        if self.prompt_cache.holds(body):
+            return None
+        await self._client.async_complete(body)
+        self.prompt_cache.note(body)
+        return body
+
+    async def _async_prefix(
+        self,
+        context: llm.LLMContext,
+        extra_system_prompt: str | None,
+        session: Session | None,
+        *,
+        max_tokens: int | None = None,
+    ) -> _Prefix:
+        """Return what every request of a session's next turn starts with.
+
+        Everything before the current turn is the same as in the previous request of the
+        session, so a server's prompt cache only evaluates what is new.
+        """
+        toolbox = await async_get_toolbox(self._hass, llm_api_ids(self._settings), context)
+        system_prompt = await async_system_prompt(
+            self._hass,
+            self._settings[CONF_PROMPT],
+            context,
+            api_prompts=toolbox.prompts,
+            extra_system_prompt=extra_system_prompt,
+        )
+        tools = toolbox.schemas()
+        recap = session.recap if session is not None else None
+        # Each exchange is serialized once a turn: what it costs of the budget is measured
+        # on the text every request of the turn sends.
+        history = [exchange_json(e) for e in session.transcript] if session is not None else []
+        leaving = exchanges_over_budget(
+            [len(text) + 1 for text in history],  # its messages and the comma before them
+            self._history_budget(recap),
+            self.estimator,
+        )
+        fields: dict[str, Any] = {
+            "temperature": self._settings[CONF_TEMPERATURE],
+            "max_tokens": self._settings[CONF_MAX_TOKENS] if max_tokens is None else max_tokens,
+        }
+        if model := self._settings.get(CONF_MODEL):
+            fields["model"] = model
+        system = {"role": "system", "content": _with_recap(system_prompt, recap)}
+        requests = _TurnRequests(fields, tools, [json_text(system), *history[leaving:]])
+        return _Prefix(toolbox, system_prompt, tools, requests, leaving)
 
     def _history_budget(self, recap: str | None) -> int:
         """Return the tokens the history may take: the budget less the summary sent with it."""
@@ -155,6 +197,18 @@ def _with_recap(system_prompt: str, recap: str | None) -> str:
     return system_prompt + _recap_section(recap)
 
 
+@dataclass(slots=True)
+class _Prefix:
+    """What the requests of a turn start with, ready to send."""
+
+    toolbox: ToolBox
+    system_prompt: str
+    tools: list[dict[str, Any]]
+    requests: _TurnRequests
+    # Oldest exchanges that no longer fit the history (they leave with the turn).
+    leaving: int
+
+
 class _TurnRequests:
     """The requests of one turn (one per tool round), each serialized once.
 
@@ -170,6 +224,7 @@ class _TurnRequests:
         tools_text = json_text(tools) if tools else ""
         self._tools_chars = len(tools_text)
         members = json_text(fields)[1:-1]
+        self._prompt_start = len(members) + 1  # after the comma
         self._members = f'{members},"tools":{tools_text}' if tools else members
         self._earlier = ",".join(earlier)
         # Characters sent this turn (the server counts the tools' definitions too).
@@ -179,7 +234,7 @@ class _TurnRequests:
         """Return the next request, given the turn's messages so far."""
         messages = "[" + ",".join([self._earlier, *map(json_text, live)]) + "]"
         self.sent_chars += len(messages) + self._tools_chars
-        return ChatBody(f'{self._members},"messages":{messages}')
+        return ChatBody(f'{self._members},"messages":{messages}', self._prompt_start)
 
 
 def _with_facts(messages: list[dict[str, Any]], facts: str | None) -> list[dict[str, Any]]:

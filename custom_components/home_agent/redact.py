@@ -1,7 +1,8 @@
-"""Keep credentials out of addresses: what a base URL may hold, and how it is shown."""
+"""Endpoint addresses: what a base URL may hold, how it is shown, whether it is nearby."""
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 # Query parameters that carry a credential (compared lower-case, `-` read as `_`).
@@ -45,3 +46,27 @@ def redact_url(url: str) -> str:
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
     except ValueError:
         return "**REDACTED**"
+
+
+# Host names that only a home network (or this machine) resolves.
+_LOCAL_SUFFIXES = (".local", ".localhost", ".lan", ".home", ".home.arpa", ".internal")
+
+
+def is_local_address(url: str) -> bool:
+    """Tell whether an address points to this machine or the local network, not the internet.
+
+    Loopback, private, link-local and carrier-grade (100.64/10) addresses, `localhost`,
+    single-label names (`ollama`, a container's) and home-network suffixes are local.
+    """
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return "." not in host

@@ -22,6 +22,7 @@ from .const import (
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
     CONF_TEMPERATURE,
+    CONF_WARM_UP,
     DEFAULT_AGENT_ID,
     DEFAULT_BASE_URL,
     DEFAULT_HISTORY_MAX_TOKENS,
@@ -34,6 +35,7 @@ from .const import (
     Backend,
     SessionScope,
 )
+from .redact import is_local_address
 
 DEFAULTS: Mapping[str, Any] = {
     CONF_BACKEND: Backend.AGENT,
@@ -64,6 +66,13 @@ def session_timeout(settings: Mapping[str, Any]) -> timedelta:
 def session_scope(settings: Mapping[str, Any]) -> SessionScope:
     """Return what a session belongs to."""
     return SessionScope(settings[CONF_SESSION_SCOPE])
+
+
+def warm_up(settings: Mapping[str, Any]) -> bool:
+    """Tell whether the model is warmed up while a satellite listens (see warmup.py)."""
+    if (chosen := settings.get(CONF_WARM_UP)) is not None:
+        return bool(chosen)
+    return is_local_address(str(settings.get(CONF_BASE_URL) or ""))
 
 
 def llm_api_ids(settings: Mapping[str, Any]) -> list[str]:

@@ -438,6 +438,10 @@ class SessionTracker:
         ):
             self._touch(session)  # its timer ran out during the turn
 
+    def is_answering(self, session: Session) -> bool:
+        """Tell whether a turn of the session is being answered."""
+        return session.conversation_id in self._busy
+
     @callback
     def async_add_turn_listener(self, listener: TurnListener) -> CALLBACK_TYPE:
         """Tell `listener` about every turn's start and end; return a function that stops it."""
