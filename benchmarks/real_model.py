@@ -437,27 +437,44 @@ def _report(turns: list[Turn]) -> str:
     return "\n".join(lines)
 
 
-async def async_main(turns: int) -> None:
-    """Run the session and print the table."""
+async def async_main(turns: int, warm_up_runs: int | None) -> None:
+    """Run the session (or the warm-up runs) and print the table."""
+    from . import warm_up  # noqa: PLC0415 - it imports this module
+
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("haffmpeg").setLevel(logging.CRITICAL)
     started = time.monotonic()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="home-agent-real-model-") as folder:
         log_path = Path(folder) / "server.log"
-        results = await async_session(turns, log_path)
+        if warm_up_runs is None:
+            results = await async_session(turns, log_path)
+            what, table = f"{turns} turns of one session.", _report(results)
+        else:
+            measured = await warm_up.async_measure(warm_up_runs, log_path)
+            what = f"{warm_up_runs} interleaved runs with and without the warm-up."
+            table = warm_up.report(*measured)
     print()
     print(
         f"Home Assistant {HA_VERSION}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
         f" (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end); model "
-        f"{MODEL} on llama-cpp-python's server; {turns} turns of one session."
+        f"{MODEL} on llama-cpp-python's server; {what}"
     )
     print()
-    print(_report(results))
+    print(table)
     print(f"Measured in {time.monotonic() - started:.0f} s.")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=40)
-    asyncio.run(async_main(parser.parse_args().turns))
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        nargs="?",
+        const=7,
+        metavar="RUNS",
+        help="measure a session's first turn with and without the warm-up (RUNS each)",
+    )
+    arguments = parser.parse_args()
+    asyncio.run(async_main(arguments.turns, arguments.warm_up))

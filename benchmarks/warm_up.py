@@ -1,0 +1,243 @@
+"""(i) Speak sooner: a session's first turn with and without the warm-up, on a real model.
+
+    scripts/bench --real-model --warm-up [--runs 7]
+
+llama-cpp-python's server with SmolLM2-135M-Instruct (scripts/local-model), Home Agent's
+`openai` backend with the Assist API and the dev instance's demo devices exposed, turns
+through a real assist pipeline (websocket, intent stage) for satellites whose areas differ
+(so their prompts do). Each run:
+
+1. another request to the server, with other instructions (another agent's, a summary's):
+   its prompt cache now holds that, as after a quiet spell on a server that other things
+   use (or one that unloaded the model);
+2. a new satellite in the kitchen (a new session): with the warm-up, its `assist_satellite`
+   entity starts listening 1.5 s before the words arrive (as speech-to-text would take);
+   without, no satellite event at all;
+3. the same words again on the same satellite: a follow-up, its prefix cached.
+
+Interleaved runs with and without, after one round of each that is not counted. Timed from
+the words reaching Home Agent (the pipeline's intent-start) to its first streamed text; the
+server's log says how many prompt tokens each request evaluated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+import statistics
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp import ClientSession
+from homeassistant import loader
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import (
+    aiohttp_client,
+    area_registry as ar,
+    device_registry as dr,
+    entity_registry as er,
+)
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from .harness import home_assistant
+from .real_model import (
+    Recorder,
+    _async_home_agent,
+    _async_setup_demo,
+    _plain_resolver,
+    model_server,
+)
+from .websocket import TimedRun, Websocket, async_connect, async_serving
+
+HEAD_START = 1.5
+WORDS = "Turn on the kitchen light."
+EVICTING_REQUEST = {
+    "messages": [
+        {"role": "system", "content": "You keep the memory of a conversation in a few words."},
+        {"role": "user", "content": "Hello."},
+    ],
+    "max_tokens": 1,
+}
+TARGET_RATIO = 1.2
+
+
+@dataclass(slots=True)
+class Measured:
+    """The first turn and its follow-up, with or without the warm-up: times and tokens."""
+
+    first_text: list[float] = field(default_factory=list)
+    follow_up_text: list[float] = field(default_factory=list)
+    evaluated: list[int] = field(default_factory=list)
+    follow_up_evaluated: list[int] = field(default_factory=list)
+    warm_ups: list[int] = field(default_factory=list)
+    warm_up_evaluated: list[int] = field(default_factory=list)
+
+
+async def _async_evict(upstream: str) -> None:
+    """Have the server evaluate a prompt of other instructions (not through Home Agent)."""
+    async with (
+        ClientSession() as http,
+        http.post(f"{upstream}/v1/chat/completions", json=EVICTING_REQUEST) as response,
+    ):
+        response.raise_for_status()
+        await response.read()
+
+
+def _first_text_after_start(run: TimedRun) -> float:
+    """Return the seconds from the words reaching the agent to its first streamed text."""
+    start = next(e.at for e in run.events if e.type == "intent-start")
+    first = next(
+        (
+            e.at
+            for e in run.events
+            if e.type == "intent-progress" and (e.data.get("chat_log_delta") or {}).get("content")
+        ),
+        None,
+    )
+    if first is None:  # nothing streamed: the whole reply came at once
+        first = next(e.at for e in run.events if e.type == "intent-end")
+    return first - start
+
+
+class _Home:
+    """Satellites in areas of their own, answered by one pipeline (the preferred one)."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Prepare the areas and the owner of the satellites' devices."""
+        self._hass = hass
+        self._owner = MockConfigEntry(domain="bench")
+        self._owner.add_to_hass(hass)
+        self._areas = {name: ar.async_get(hass).async_create(name).id for name in ("Kitchen",)}
+        self._count = 0
+
+    def satellite(self, area: str) -> tuple[str, str]:
+        """Return a new satellite (entity id, device id) in an area."""
+        self._count += 1
+        name = f"{area} satellite {self._count}"
+        device = dr.async_get(self._hass).async_get_or_create(
+            config_entry_id=self._owner.entry_id, identifiers={("bench", name)}, name=name
+        )
+        dr.async_get(self._hass).async_update_device(device.id, area_id=self._areas[area])
+        entity = er.async_get(self._hass).async_get_or_create(
+            "assist_satellite", "bench", name, device_id=device.id
+        )
+        self._hass.states.async_set(entity.entity_id, "idle")
+        return entity.entity_id, device.id
+
+
+async def _async_run(
+    hass: HomeAssistant,
+    websocket: Websocket,
+    recorder: Recorder,
+    *,
+    upstream: str,
+    pipeline_id: str,
+    home: _Home,
+    warm: bool,
+    into: Measured | None,
+) -> None:
+    """One run: evict the cache, a new kitchen session's first turn, then its follow-up."""
+    await _async_evict(upstream)
+    satellite, device = home.satellite("Kitchen")
+    before = len(recorder.exchanges)
+    if warm:
+        hass.states.async_set(satellite, "listening")
+    await asyncio.sleep(HEAD_START)
+    first = await websocket.run_text(pipeline_id, WORDS, device)
+    await recorder.settled()
+    first_requests = recorder.exchanges[before:]
+    before = len(recorder.exchanges)
+    follow_up = await websocket.run_text(pipeline_id, WORDS, device)
+    await recorder.settled()
+    follow_up_requests = recorder.exchanges[before:]
+    hass.states.async_set(satellite, "idle")
+    if into is None:
+        return
+    warm_ups = [e for e in first_requests if e.body.get("max_tokens") == 1]
+    turns = [e for e in first_requests if e.body.get("max_tokens") != 1]
+    into.first_text.append(_first_text_after_start(first))
+    into.follow_up_text.append(_first_text_after_start(follow_up))
+    into.evaluated.append(sum(e.evaluated or 0 for e in turns))
+    into.follow_up_evaluated.append(sum(e.evaluated or 0 for e in follow_up_requests))
+    into.warm_ups.append(len(warm_ups))
+    into.warm_up_evaluated.append(sum(e.evaluated or 0 for e in warm_ups))
+
+
+async def async_measure(runs: int, log_path: Any) -> tuple[Measured, Measured]:
+    """Return the runs with and without the warm-up, interleaved."""
+    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
+        async with (
+            model_server(log_path) as upstream,
+            Recorder(upstream, log_path) as recorder,
+            home_assistant() as hass,
+        ):
+            hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)  # let custom_components load
+            assert await async_setup_component(hass, "homeassistant", {})
+            async with async_serving(hass) as port:
+                assert await async_setup_component(hass, "assist_pipeline", {})
+                await _async_setup_demo(hass)
+                agent = await _async_home_agent(hass, recorder.base_url)
+                async with async_connect(hass, port) as websocket:
+                    return await _async_runs(
+                        hass, websocket, recorder, upstream=upstream, agent=agent, runs=runs
+                    )
+
+
+async def _async_runs(
+    hass: HomeAssistant,
+    websocket: Websocket,
+    recorder: Recorder,
+    *,
+    upstream: str,
+    agent: str,
+    runs: int,
+) -> tuple[Measured, Measured]:
+    """Make the agent's pipeline the preferred one; run one round uncounted, then `runs`."""
+    warm, cold = Measured(), Measured()
+    home = _Home(hass)
+    pipeline_id = await websocket.create_pipeline(agent)
+    await websocket.command(
+        {"type": "assist_pipeline/pipeline/set_preferred", "pipeline_id": pipeline_id}
+    )
+    for number in range(runs + 1):
+        for with_warm_up, into in ((True, warm), (False, cold)):
+            await _async_run(
+                hass,
+                websocket,
+                recorder,
+                upstream=upstream,
+                pipeline_id=pipeline_id,
+                home=home,
+                warm=with_warm_up,
+                into=into if number else None,
+            )
+        print(f"run {number} of {runs} done", flush=True)
+    return warm, cold
+
+
+def report(warm: Measured, cold: Measured) -> str:
+    """Render the rows as markdown."""
+    median = statistics.median
+    follow_up = median(warm.follow_up_text + cold.follow_up_text)
+    ratio = median(warm.first_text) / follow_up
+    rows = [
+        "| measurement | with warm-up | without | target | met? |",
+        "|---|---:|---:|---|---|",
+        f"| i. first turn of a session: words reaching Home Agent → first streamed text "
+        f"(median of {len(warm.first_text)}) | {median(warm.first_text) * 1000:,.0f} ms | "
+        f"{median(cold.first_text) * 1000:,.0f} ms | ≤ {TARGET_RATIO}× a follow-up's "
+        f"({follow_up * 1000:,.0f} ms) | {'yes' if ratio <= TARGET_RATIO else '**no**'} "
+        f"({ratio:.2f}×) |",
+        f"| i. same, prompt tokens the server evaluated for the turn's request (median) | "
+        f"{median(warm.evaluated):,.0f} | {median(cold.evaluated):,.0f} | — | — |",
+        f"| i. follow-up with the same words: first streamed text / prompt tokens evaluated "
+        f"(median) | {median(warm.follow_up_text) * 1000:,.0f} ms / "
+        f"{median(warm.follow_up_evaluated):,.0f} | {median(cold.follow_up_text) * 1000:,.0f} ms"
+        f" / {median(cold.follow_up_evaluated):,.0f} | — | — |",
+        f"| i. extra requests per first turn (warm-ups) / prompt tokens a warm-up evaluated "
+        f"(median) | {max(warm.warm_ups)} / {median(warm.warm_up_evaluated):,.0f} | "
+        f"{max(cold.warm_ups)} / — | ≤ 1, and 0 without a satellite event | "
+        f"{'yes' if max(warm.warm_ups) <= 1 and max(cold.warm_ups) == 0 else '**no**'} |",
+    ]
+    return "\n".join(rows)
