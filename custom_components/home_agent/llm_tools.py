@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cache
-import importlib
 import json
 from typing import Any
 
@@ -13,8 +11,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 from homeassistant.util import slugify
-import voluptuous as vol
 
+from .compat import SELECTOR_SERIALIZER, schema_converter
 from .const import DOMAIN
 
 
@@ -71,18 +69,6 @@ def tool_input(call_id: str, name: str, text: str) -> llm.ToolInput:
 _UNSUPPORTED_TOP_LEVEL_KEYS = frozenset({"oneOf", "anyOf", "allOf"})
 
 
-@cache
-def _schema_converter() -> Callable[..., dict[str, Any]]:
-    """Return the function that turns a tool's schema into JSON schema, as core does."""
-    # Home Assistant 2026.9+ replaced voluptuous with probatio (imported here under
-    # voluptuous's name); voluptuous-openapi is no longer installed there.
-    if vol.__name__.startswith("probatio"):
-        to_openapi: Callable[..., dict[str, Any]] = importlib.import_module("probatio").to_openapi
-        return lambda schema, **kwargs: to_openapi(schema, openapi_version="3.1.0", **kwargs)
-    convert: Callable[..., dict[str, Any]] = importlib.import_module("voluptuous_openapi").convert
-    return convert
-
-
 # Converted schemas by their source's text: LLM APIs rebuild their schema objects every
 # turn, but converting them again each time costs about a millisecond per turn.
 _CONVERTED: dict[tuple[str, int], dict[str, Any]] = {}
@@ -94,7 +80,7 @@ def tool_parameters(schema: Any, custom_serializer: Callable[[Any], Any] | None)
     key = (repr(getattr(schema, "schema", schema)), id(custom_serializer))
     if (cached := _CONVERTED.get(key)) is not None:
         return cached
-    converted = _schema_converter()(schema, custom_serializer=custom_serializer)
+    converted = schema_converter()(schema, custom_serializer=custom_serializer)
     parameters = {k: v for k, v in converted.items() if k not in _UNSUPPORTED_TOP_LEVEL_KEYS}
     if len(_CONVERTED) >= _CONVERTED_MAX:
         _CONVERTED.clear()
@@ -133,7 +119,7 @@ class ToolBox:
 
     def schemas(self) -> list[dict[str, Any]]:
         """Return the tools in the Chat Completions `tools` format."""
-        fallback = getattr(llm, "selector_serializer", None)
+        fallback = SELECTOR_SERIALIZER
         specs: list[dict[str, Any]] = []
         for name, (api, tool) in self._owners.items():
             function: dict[str, Any] = {

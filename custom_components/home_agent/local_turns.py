@@ -24,20 +24,15 @@ from datetime import datetime
 from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.components.conversation import chat_log as chat_log_module
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import chat_session
 
+from .compat import async_subscribe_chat_logs
 from .const import LOGGER
 from .memory import local_exchanges
 from .session import Session
 from .tracker import SessionChange, SessionTracker
 from .turn import Turn
-
-# Home Assistant 2025.12+ announces every chat log's changes.
-async_subscribe_chat_logs: Callable[..., CALLBACK_TYPE] | None = getattr(
-    chat_log_module, "async_subscribe_chat_logs", None
-)
 
 _UPDATED = "updated"
 _DELETED = "deleted"

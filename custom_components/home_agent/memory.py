@@ -14,18 +14,12 @@ from typing import Any
 
 from homeassistant.components import conversation
 
+from .compat import tool_result_data
 from .const import TOOL_RESULT_MAX_CHARS
 from .session import Exchange, ToolCall, ToolRound
 
 # Marks a tool result the transcript keeps only the start of.
 CUT_MARKER = "…[cut]"
-
-
-def tool_result_data(content: conversation.ToolResultContent) -> Any:
-    """Return the data of a tool result on any release (2026.10 wraps it in a ToolResult)."""
-    if (result := getattr(content, "result", None)) is not None:
-        return getattr(result, "data", result)
-    return content.tool_result
 
 
 def json_text(data: Any) -> str:

@@ -7,10 +7,8 @@ from homeassistant.exceptions import HomeAssistantError, TemplateError
 from homeassistant.helpers import llm, template
 from homeassistant.util.hass_dict import HassKey
 
+from .compat import DATE_TIME_PROMPT
 from .const import DOMAIN, LOGGER
-
-# Core adds the date and time unless a tool can tell them (2025.4 calls it BASE_PROMPT).
-DATE_TIME_PROMPT = str(getattr(llm, "DATE_TIME_PROMPT", None) or getattr(llm, "BASE_PROMPT", ""))
 
 
 async def async_user_name(hass: HomeAssistant, llm_context: llm.LLMContext) -> str | None:
