@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -37,6 +38,7 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.session import Exchange, ToolCall, ToolRound
 
+from .delegates import GateAgent, async_setup_delegating_to
 from .helpers import async_restarted, converse, known_devices, said, setup_entry, tracker_of
 from .storage_files import (
     index_path,
@@ -239,14 +241,14 @@ async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
     session = tracker.async_resolve(None, device_id="dev-a")
     tracker.async_record_turn(session, Exchange("my name is Ada", "Hello Ada."))
     disk_ready = threading.Event()
-    read_lines = storage._read_lines
+    read_lines = storage.read_lines
 
     def slow_read(*args: Any) -> Any:
         disk_ready.wait(5)
         return read_lines(*args)
 
     async with async_restarted(hass, setup_integration) as (hass2, entry):
-        with patch.object(storage, "_read_lines", slow_read):
+        with patch.object(storage, "read_lines", slow_read):
             assert await async_setup_component(hass2, "homeassistant", {})
             assert await async_setup_component(hass2, "conversation", {})
             assert await hass2.config_entries.async_setup(entry.entry_id)
@@ -260,6 +262,56 @@ async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
             ("my name is Ada", "Hello Ada."),
             ("what is my name", "Ada."),
         ]
+
+
+async def test_a_turn_reusing_an_expired_id_at_start_up_gets_nothing_of_it_back(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """A conversation that ran out while stopped stays gone, even if its id comes back.
+
+    The id of a conversation that expired is unknown, so a turn passing it (an
+    automation's `conversation.process`) starts a new session with that id; the stored
+    transcript and summary read a moment later belong to the old one.
+    """
+    agent = GateAgent(hold=set())
+    entry = await async_setup_delegating_to(hass, agent, {})
+    old = await converse(hass, text=SECRET, device_id="dev-a")
+    old_session = tracker_of(entry).get(old.conversation_id)
+    assert old_session is not None
+    old_session.recap = "Their door code is secret."
+    freezer.tick(timedelta(minutes=50))
+    await converse(hass, text="hello", device_id="dev-b")  # still live after the restart
+    disk_ready = threading.Event()
+    read_lines = storage.read_lines
+
+    def slow_read(*args: Any) -> Any:
+        disk_ready.wait(5)
+        return read_lines(*args)
+
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        freezer.tick(timedelta(minutes=20))  # the first conversation ran out meanwhile
+        with patch.object(storage, "read_lines", slow_read):
+            await setup_entry(hass2, entry2)
+            delegate_entry = MockConfigEntry(domain="test", entry_id=entry.options[CONF_AGENT_ID])
+            delegate_entry.add_to_hass(hass2)
+            conversation.async_set_agent(hass2, delegate_entry, agent)
+            turn = hass2.async_create_task(
+                converse(hass2, old.conversation_id, text="what did I tell you")
+            )
+            for _ in range(10_000):
+                if tracker_of(entry2).get(old.conversation_id) is not None:
+                    break
+                await asyncio.sleep(0)
+            disk_ready.set()
+            result = await turn
+        assert result.conversation_id == old.conversation_id
+        told = agent.inputs[-1].extra_system_prompt or ""
+        assert SECRET not in told
+        assert "door code" not in told
+        session = tracker_of(entry2).get(old.conversation_id)
+        assert session is not None
+        assert said(session.transcript) == [("what did I tell you", f"answer {len(agent.inputs)}")]
+        assert session.recap is None
 
 
 async def test_newer_storage_is_refused_and_kept(
@@ -536,7 +588,7 @@ async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
     path.parent.mkdir(parents=True)
     path.write_text("{ half a file")
     with patch(
-        "custom_components.home_agent.storage.shutil.copy2",
+        "custom_components.home_agent.disk_format.shutil.copy2",
         side_effect=OSError(errno.ENOSPC, "No space left on device"),
     ):
         await _setup(hass, config_entry)
@@ -601,7 +653,7 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
     assert SECRET in stored_text(hass, entry.entry_id)
 
     with (
-        patch("custom_components.home_agent.storage.os.replace", side_effect=error),
+        patch("custom_components.home_agent.disk_format.os.replace", side_effect=error),
         pytest.raises(HomeAssistantError) as raised,
     ):
         await _clear(hass, first.conversation_id)
@@ -636,7 +688,7 @@ async def test_a_clear_whose_index_write_fails_does_not_come_back(
 
     # The words leave the disk with the transcripts file; the index write is retried.
     with (
-        patch("custom_components.home_agent.storage.os.replace", index_fails),
+        patch("custom_components.home_agent.disk_format.os.replace", index_fails),
         pytest.raises(HomeAssistantError),
     ):
         await _clear(hass, first.conversation_id)
