@@ -15,7 +15,7 @@ from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import conversation
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -698,6 +698,106 @@ async def test_a_clear_whose_index_write_fails_does_not_come_back(
         tracker = tracker_of(entry2)
         assert tracker.get(first.conversation_id) is None
         assert tracker.get(kept.conversation_id) is not None
+
+
+# --- files left behind ----------------------------------------------------------
+
+
+def _agent_files(hass: HomeAssistant, entry_id: str) -> list[str]:
+    """Return the names of every file in `.storage` that belongs to the agent."""
+    path = index_path(hass, entry_id)
+    if not path.parent.exists():
+        return []
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+
+
+def _cut_short(hass: HomeAssistant, entry_id: str) -> list[str]:
+    """Leave the temporary files of a save a power loss cut short; return their names."""
+    path = index_path(hass, entry_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = [
+        transcripts_path(hass, entry_id).with_name(f"{path.name}.transcripts.k2m9q1.tmp"),
+        path.with_name(f"{path.name}.x81bd0.tmp"),
+    ]
+    for temporary in made:
+        temporary.write_text(f'["{CID}", null, [["{SECRET}", "Noted"]]')
+    return [p.name for p in made]
+
+
+async def test_a_save_cut_short_leaves_no_temporary_file_after_the_next_start(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """What a power loss left half-written is deleted when the agent starts again."""
+    entry = await _delegating(hass, _Speaker("Noted."))
+    first = await converse(hass, text="where are my keys", device_id="dev-a")
+    await _save(hass, freezer)
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        left = _cut_short(hass2, entry2.entry_id)
+        assert set(left) <= set(_agent_files(hass2, entry2.entry_id))
+        await _setup(hass2, entry2)
+        assert _agent_files(hass2, entry2.entry_id) == [
+            index_path(hass2, entry2.entry_id).name,
+            transcripts_path(hass2, entry2.entry_id).name,
+        ]
+        session = tracker_of(entry2).get(first.conversation_id)
+        assert session is not None
+        assert said(session.transcript) == [("where are my keys", "Noted.")]
+
+
+async def test_removing_an_agent_that_never_started_deletes_its_temporary_files(
+    hass: HomeAssistant,
+) -> None:
+    """A disabled agent (it never loads) leaves nothing on disk once it is removed."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={CONF_BACKEND: "agent"},
+        options={CONF_AGENT_ID: "conversation.home_assistant"},
+        disabled_by=ConfigEntryDisabler.USER,
+    )
+    entry.add_to_hass(hass)
+    recent = dt_util.utcnow().isoformat()
+    write_v1(hass, entry.entry_id, [v1_record(CID, "device:dev-a", recent, [["q", "a"]])])
+    _cut_short(hass, entry.entry_id)
+    assert len(_agent_files(hass, entry.entry_id)) == 3
+
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert _agent_files(hass, entry.entry_id) == []
+
+
+async def test_removing_the_agent_while_a_save_is_written_leaves_no_file(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Removal waits for the save in progress, then deletes what it wrote as well."""
+    entry = await _delegating(hass, _Speaker("Noted."))
+    await converse(hass, text="where are my keys", device_id="dev-a")
+    await _save(hass, freezer)
+    await converse(hass, text=SECRET, device_id="dev-a")
+    writing, removed = threading.Event(), threading.Event()
+    write_files, remove_files = storage.write_files, storage.remove_files
+
+    def slow_write(*args: Any) -> None:
+        # A slow disk: the save is still being written when the files are deleted
+        # (unless the removal waits for it; then this gives up waiting after a while).
+        writing.set()
+        removed.wait(2)
+        write_files(*args)
+
+    def remove(*args: Any) -> None:
+        remove_files(*args)
+        removed.set()
+
+    with (
+        patch.object(storage, "write_files", slow_write),
+        patch.object(storage, "remove_files", remove),
+    ):
+        freezer.tick(timedelta(seconds=SAVE_DELAY))
+        async_fire_time_changed(hass)
+        assert await hass.async_add_executor_job(writing.wait, 5)
+        await hass.config_entries.async_remove(entry.entry_id)
+        await hass.async_block_till_done()
+    assert _agent_files(hass, entry.entry_id) == []
 
 
 # --- scale -------------------------------------------------------------------------

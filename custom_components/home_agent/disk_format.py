@@ -391,6 +391,10 @@ def read_index(
     path: Path, now: datetime, session_timeout: timedelta, max_turns: int
 ) -> StoredIndex:
     """Read, check and clamp the index; split live and ran-out sessions."""
+    # A save cut short (a power loss) leaves its temporary file; nothing else writes
+    # these files now, so any there is stale.
+    for temporary in _temporary_files(path):
+        temporary.unlink(missing_ok=True)
     index = StoredIndex()
     try:
         envelope = _read_envelope(path)
@@ -590,13 +594,22 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def remove_files(path: Path) -> None:
-    """Delete the index, the transcripts file and every copy of them kept aside."""
+    """Delete every file of the agent: both files, copies kept aside, temporary files."""
     for file in (path, transcripts_path(path)):
         file.unlink(missing_ok=True)
-    # Copies kept aside: ours (`.unreadable.<time>`) and Store's (`.corrupt.<time>`).
+    # Copies kept aside: ours (`.unreadable.<time>`) and Store's (`.corrupt.<time>`, made
+    # by the release that wrote version 1).
+    name = glob.escape(path.name)
     for suffix in (".unreadable.", ".corrupt.", f"{TRANSCRIPTS_SUFFIX}.unreadable."):
-        for copy in path.parent.glob(f"{glob.escape(path.name)}{suffix}*"):
+        for copy in path.parent.glob(f"{name}{suffix}*"):
             copy.unlink(missing_ok=True)
+    for temporary in _temporary_files(path):
+        temporary.unlink(missing_ok=True)
+
+
+def _temporary_files(path: Path) -> Iterator[Path]:
+    """Yield the temporary files saves of both files make (see `_write_atomic`)."""
+    return path.parent.glob(f"{glob.escape(path.name)}.*.tmp")
 
 
 def copy_aside(path: str, copy: str) -> None:

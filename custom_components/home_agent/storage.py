@@ -307,12 +307,18 @@ class SessionStore:
         self._unsub_timer = async_call_later(self._hass, SAVE_RETRY_DELAY, self._flush_job)
 
     async def async_shutdown(self) -> None:
-        """Write pending changes; start no more timers."""
+        """Write pending changes and wait for a save in progress; start no more timers.
+
+        Once this returns nothing of this store writes again: removing the agent, or a
+        reloaded one reading the files, never races a save.
+        """
         self._closed = True
         await self.async_transcripts_loaded()
         if self._unsub_timer is not None:
             await self.async_flush()
         self._cancel_timer()
+        async with self._write_lock:
+            pass  # a save the timer started before is written by now
         if self._unsub_final_write is not None:
             self._unsub_final_write()
             self._unsub_final_write = None
