@@ -577,6 +577,77 @@ async def test_a_transcripts_file_without_its_header_is_kept_aside(
         assert [p.name for p in path.parent.glob(f"{path.name}.unreadable.*")]
 
 
+def _not_json(index: dict[str, Any], _ids: dict[str, str]) -> str | None:
+    return "{ half a file"
+
+
+def _a_row_unreadable(index: dict[str, Any], ids: dict[str, str]) -> str | None:
+    for row in index["data"]["sessions"]:
+        if row[0] == ids["dev-b"]:
+            row[7] = "many"
+    return json.dumps(index)
+
+
+def _newer_version(index: dict[str, Any], _ids: dict[str, str]) -> str | None:
+    return json.dumps({**index, "version": 3})
+
+
+def _missing(_index: dict[str, Any], _ids: dict[str, str]) -> str | None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_not_json, _a_row_unreadable, _newer_version, _missing],
+    ids=["not-json", "a-row-unreadable", "newer-version", "missing"],
+)
+async def test_a_damaged_index_never_costs_the_transcripts(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[dict[str, Any], dict[str, str]], str | None],
+) -> None:
+    """The intact transcripts file is kept aside before the next save writes over it.
+
+    Sessions whose rows can be read are restored with their transcripts; the others'
+    words stay on disk in the copy, next to the copy of the index.
+    """
+    tracker = tracker_of(setup_integration)
+    ids = {}
+    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
+        session = tracker.async_resolve(None, device_id=device)
+        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
+        ids[device] = session.conversation_id
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        path, transcripts = (
+            index_path(hass2, entry.entry_id),
+            transcripts_path(hass2, entry.entry_id),
+        )
+        original = transcripts.read_bytes()
+        if (damaged := damage(json.loads(path.read_text()), ids)) is None:
+            path.unlink()
+        else:
+            path.write_text(damaged)
+        await _setup(hass2, entry)
+        await converse(hass2, device_id="dev-a")
+        await _save(hass2, freezer)
+
+        assert SECRET not in stored_text(hass2, entry.entry_id)  # written anew
+        [copy] = path.parent.glob(f"{transcripts.name}.unreadable.*")
+        assert copy.read_bytes() == original
+        if damage is _a_row_unreadable:
+            rebuilt = tracker_of(entry).get(ids["dev-a"])
+            assert rebuilt is not None
+            assert said(rebuilt.transcript)[0] == ("where are my keys", "Noted.")
+            assert [e.user for e in rebuilt.transcript] == ["where are my keys", "what time is it"]
+        issue = ir.async_get(hass2).async_get_issue(DOMAIN, f"storage_unreadable_{entry.entry_id}")
+        assert issue is not None
+        assert str(copy) in issue.translation_placeholders["path"]
+        assert "door code" not in str(issue.translation_placeholders)
+    assert "door code" not in caplog.text
+
+
 async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,

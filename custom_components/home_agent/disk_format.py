@@ -402,6 +402,9 @@ def read_index(
         index.unreadable = str(err)
         return index
     if envelope is None:
+        if transcripts_path(path).exists():
+            # Its sessions cannot be rebuilt without their rows; what they said is kept.
+            index.unreadable = "the index file is missing"
         return index
     version, records, data = envelope
     build: Callable[[Any, datetime, int], StoredSession] = session_from_row
@@ -612,6 +615,9 @@ def _temporary_files(path: Path) -> Iterator[Path]:
     return path.parent.glob(f"{glob.escape(path.name)}.*.tmp")
 
 
-def copy_aside(path: str, copy: str) -> None:
-    """Copy a file that could not be read to `copy`, untouched."""
+def copy_aside(path: str, copy: str) -> bool:
+    """Copy a file that could not be (wholly) read to `copy`, untouched; False if none."""
+    if not os.path.exists(path):
+        return False
     shutil.copy2(path, copy)
+    return True

@@ -7,6 +7,16 @@ to the very session restored from its index row (never to a session started sinc
 happens to have the same id). No save is written before the transcripts are attached: it
 would leave out what was not read yet.
 
+A store never writes over a file it has not wholly read. Whatever could not be read is
+left out of the restore, and the file is copied aside untouched (`<file>.unreadable.<time>`)
+before anything is written, with one repair issue naming every copy and why (never a
+stored value). A damaged index (not JSON, an unreadable row, a newer storage version, or
+missing next to a transcripts file) costs no transcript: the sessions whose rows can be
+read are restored with their transcripts, and the transcripts file is copied aside with
+the index, since it holds what the other sessions said and the next save drops it. A
+file that cannot be copied aside is the only copy: nothing is written until Home
+Assistant restarts.
+
 The files are written here rather than through `Store`, which logs a failed write instead
 of reporting it: a clear must know whether the transcript left the disk.
 """
@@ -94,6 +104,9 @@ class SessionStore:
         self._transcripts_task: asyncio.Task[None] | None = None
         self._max_turns = 1
         self._generation = 0
+        # File -> its copy kept aside in this run, and why files were kept aside.
+        self._kept: dict[str, str] = {}
+        self._reasons: list[str] = []
         # Set when an unreadable file could not be copied aside: it is the only copy, so
         # nothing is written over it until Home Assistant restarts (the repair says so).
         self._suspended = False
@@ -124,7 +137,11 @@ class SessionStore:
             read_index, self._path, now, session_timeout, max_turns
         )
         self._generation = index.generation
-        await self._async_report_damage(index.unreadable, index.problems, self.path)
+        # The transcripts of sessions whose rows could not be read would be gone with the
+        # next save: the transcripts file is kept aside with the index.
+        await self._async_report_damage(
+            index.unreadable, index.problems, self.path, self.transcripts_path
+        )
         live, ran_out = index.live, index.ran_out
         if not index.transcripts_inline:
             self._unattached = live
@@ -183,45 +200,58 @@ class SessionStore:
             self.async_schedule_save()
 
     async def _async_report_damage(
-        self, unreadable: str | None, problems: list[str], path: str
+        self, unreadable: str | None, problems: list[str], *paths: str
     ) -> None:
-        """Keep a file aside if it (or some of its records) could not be read."""
+        """Keep the files aside if a file (or some of its records) could not be read."""
         if unreadable is not None:
-            await self.async_keep_aside(unreadable, path)
+            await self._async_keep_aside(unreadable, paths)
         elif problems:
-            await self.async_keep_aside(_summary(problems), path)
+            await self._async_keep_aside(_summary(problems), paths)
 
-    async def async_keep_aside(self, reason: str, path: str) -> None:
-        """Copy an unreadable file aside untouched and raise a repair issue.
+    async def _async_keep_aside(self, reason: str, paths: tuple[str, ...]) -> None:
+        """Copy files that were not wholly read aside, untouched, and raise a repair issue.
 
-        `reason` says what and where, never a stored value (they are what people said).
+        The next save writes over both files, so each is copied first; a file that
+        cannot be copied is the only copy of what it holds, and nothing is written over
+        it. `reason` says what and where, never a stored value (they are what people
+        said). One repair tells everything kept aside in this run.
         """
         stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%S")
-        backup = f"{path}.unreadable.{stamp}"
-        try:
-            await self._hass.async_add_executor_job(copy_aside, path, backup)
-        except OSError as err:
-            self._suspended = True
-            LOGGER.error(
-                "Could not read Home Agent sessions from %s (%s) nor copy the file aside "
-                "(%s); nothing is saved over it until Home Assistant restarts",
-                path,
-                reason,
-                err.strerror or type(err).__name__,
-            )
-            self._report(
-                ISSUE_NOT_KEPT,
-                {"path": path, "reason": reason, "error": err.strerror or type(err).__name__},
-            )
-            return
+        for path in paths:
+            if path in self._kept:
+                continue  # copied earlier in this run, and not written since
+            backup = f"{path}.unreadable.{stamp}"
+            try:
+                if await self._hass.async_add_executor_job(copy_aside, path, backup):
+                    self._kept[path] = backup
+            except OSError as err:
+                self._suspended = True
+                error = err.strerror or type(err).__name__
+                LOGGER.error(
+                    "Could not read Home Agent sessions from %s (%s) nor copy %s aside "
+                    "(%s); nothing is saved over it until Home Assistant restarts",
+                    paths[0],
+                    reason,
+                    path,
+                    error,
+                )
+                self._report(ISSUE_NOT_KEPT, {"path": path, "reason": reason, "error": error})
+                return
         LOGGER.error(
             "Could not read Home Agent sessions from %s (%s); started without what could "
-            "not be read. The file was copied to %s",
-            path,
+            "not be read. Copied aside as they were: %s",
+            paths[0],
             reason,
-            backup,
+            ", ".join(self._kept[path] for path in paths if path in self._kept),
         )
-        self._report(ISSUE_UNREADABLE, {"path": backup, "reason": reason})
+        self._reasons.append(reason)
+        self._report(
+            ISSUE_UNREADABLE,
+            {
+                "path": " and ".join(f"`{backup}`" for backup in self._kept.values()),
+                "reason": "; ".join(self._reasons),
+            },
+        )
 
     def _report(self, translation_key: str, placeholders: dict[str, str]) -> None:
         """Raise the agent's repair issue about its unreadable storage."""
