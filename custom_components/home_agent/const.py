@@ -88,5 +88,7 @@ MAX_HISTORY_MAX_TOKENS: Final = 131072
 DEFAULT_HISTORY_SUMMARY: Final = True
 # Seconds a session must be idle before its summary is brought up to date.
 RECAP_IDLE_DELAY: Final = 30.0
-# Exchanges waiting to be summarized at most (older ones are dropped unsummarized).
-RECAP_PENDING_MAX: Final = 20
+# Waiting exchanges folded into the summary per request: a longer backlog (summaries
+# that failed for a while, a quarter of a long history) is folded a chunk at a time,
+# oldest first, and never dropped.
+RECAP_CHUNK: Final = 20

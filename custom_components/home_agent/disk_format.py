@@ -43,7 +43,7 @@ from typing import Any
 from homeassistant.helpers.json import json_bytes, json_fragment
 from homeassistant.util.json import json_loads
 
-from .const import RECAP_PENDING_MAX, STORAGE_MINOR_VERSION, STORAGE_VERSION
+from .const import STORAGE_MINOR_VERSION, STORAGE_VERSION
 from .session import Exchange, Session, ToolCall, ToolRound, sanitize_exchange, sanitize_text
 
 TRANSCRIPTS_SUFFIX = ".transcripts"
@@ -510,7 +510,7 @@ def _read_line(
     by_id[conversation_id] = (
         recap,
         json_bytes([encode_exchange(e) for e in kept]) if kept else None,
-        tuple(pending[-RECAP_PENDING_MAX:]),
+        tuple(pending),
     )
 
 

@@ -43,7 +43,6 @@ from .const import (
     EVENT_SESSION_EXPIRED,
     EVENT_SESSION_STARTED,
     LOGGER,
-    RECAP_PENDING_MAX,
     SAVE_RETRY_DELAY,
     SessionScope,
 )
@@ -305,7 +304,8 @@ class SessionTracker:
         """Move the `count` oldest exchanges to those waiting for the summary."""
         leaving = [session.transcript.popleft() for _ in range(min(count, len(session.transcript)))]
         if self.summarize:
-            session.recap_pending = (*session.recap_pending, *leaving)[-RECAP_PENDING_MAX:]
+            # All of them: what waits for the summary is never dropped (see recap.py).
+            session.recap_pending = (*session.recap_pending, *leaving)
 
     @callback
     def async_set_recap(self, session: Session, recap: str, covered: int) -> None:
