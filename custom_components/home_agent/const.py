@@ -65,7 +65,8 @@ SAVE_DELAY: Final = 10.0
 # How long a failed write waits before it is tried again.
 SAVE_RETRY_DELAY: Final = 60.0
 STORAGE_VERSION: Final = 2
-STORAGE_MINOR_VERSION: Final = 1
+# Minor version 2: an index row may list the session's participants (readers of 1 ignore it).
+STORAGE_MINOR_VERSION: Final = 2
 
 # The longest tool result a transcript keeps (longer ones are cut with a marker).
 TOOL_RESULT_MAX_CHARS: Final = 1024

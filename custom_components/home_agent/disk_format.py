@@ -4,10 +4,13 @@ Storage version 2 is two files in `.storage/` (version 1 was the index file alon
 each transcript inline; it is read and rewritten as version 2 at the next save):
 
 - `home_agent.<entry_id>`, the index, in Home Assistant's storage envelope:
-  `{"version": 2, "minor_version": 1, "key": ..., "data": {"generation": G,
+  `{"version": 2, "minor_version": 2, "key": ..., "data": {"generation": G,
   "sessions": [row, ...]}}`, a row being `[conversation_id, session_key, device_id,
-  satellite_id, user_id, started_at, last_activity, turns]` (see `index_row`). It is
-  small and read before the expiry timers are armed.
+  satellite_id, user_id, started_at, last_activity, turns]`, followed by
+  `[user_id, ...]`, everyone signed in who took part, when that is not just the session's
+  user (minor version 2; a row without it, as minor version 1 wrote them and readers of
+  minor version 1 read them, has the session's user alone, if any). It is small and read
+  before the expiry timers are armed.
 - `home_agent.<entry_id>.transcripts`, JSON lines: `{"version": 2, "generation": G}`, then
   `[conversation_id, recap, [exchange, ...]]` per session (see `encode_exchange`), plus
   `[exchange, ...]` waiting for the summary when there are any. It is read after the
@@ -160,7 +163,7 @@ class StoredTranscripts:
 
 def index_row(session: Session) -> list[Any]:
     """Return a session's index row (everything but the transcript), as stored."""
-    return [
+    row: list[Any] = [
         session.conversation_id,
         session.session_key,
         session.device_id,
@@ -170,6 +173,14 @@ def index_row(session: Session) -> list[Any]:
         session.last_activity.isoformat(),
         session.turns,
     ]
+    if session.participants != _starter(session.user_id):
+        row.append(list(session.participants))
+    return row
+
+
+def _starter(user_id: str | None) -> tuple[str, ...]:
+    """Return the participants of a row that lists none: the session's user, if any."""
+    return (user_id,) if user_id else ()
 
 
 def session_from_row(row: Any, now: datetime, max_turns: int) -> StoredSession:
@@ -177,7 +188,7 @@ def session_from_row(row: Any, now: datetime, max_turns: int) -> StoredSession:
     if type(row) is not list or len(row) < INDEX_FIELDS:
         raise Unreadable(f"expected a list of {INDEX_FIELDS} fields")
     cid, key, device_id, satellite_id, user_id, started, last, turns = row[:INDEX_FIELDS]
-    return _build(
+    session = _build(
         now,
         max_turns,
         conversation_id=cid,
@@ -189,6 +200,9 @@ def session_from_row(row: Any, now: datetime, max_turns: int) -> StoredSession:
         last_activity=last,
         turns=turns,
     )
+    if len(row) > INDEX_FIELDS:
+        session.participants = _participants(row[INDEX_FIELDS])
+    return session
 
 
 def session_from_v1(data: Any, now: datetime, max_turns: int) -> StoredSession:
@@ -243,6 +257,7 @@ def _build(
         expires_at=last,
         turns=turns,
         max_turns=max_turns,
+        participants=_starter(user_id),
     )
 
 
@@ -251,6 +266,13 @@ def _text(value: Any, what: str) -> str:
     if type(value) is not str or not value:
         raise Unreadable(f"the {what} is not a non-empty text")
     return value
+
+
+def _participants(value: Any) -> tuple[str, ...]:
+    """Return the user ids of a row's participants or raise."""
+    if type(value) is not list:
+        raise Unreadable("the participants are not a list")
+    return tuple(_text(user_id, "participant's user id") for user_id in value)
 
 
 def _optional_text(value: Any, what: str) -> str | None:

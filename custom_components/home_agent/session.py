@@ -61,6 +61,9 @@ class Session:
     recap: str | None = None
     # Exchanges that left the transcript and wait to join the summary.
     recap_pending: tuple[Exchange, ...] = ()
+    # Every signed-in user who took part, in the order they joined (the one who started
+    # it first): who may clear it depends on all of them, not on who started it.
+    participants: tuple[str, ...] = ()
     # The exchanges, made when first needed (a session read from disk starts with its
     # stored ones, see disk_format.StoredSession).
     _exchanges: deque[Exchange] | None = field(default=None, init=False, repr=False)

@@ -251,11 +251,13 @@ class SessionTracker:
             # Never another person's session by its id: when both users are known and
             # differ, the id is treated as unknown (and not reused for a new session).
             if session.user_id is None or user_id is None or session.user_id == user_id:
+                _join(session, user_id)
                 self._touch(session)
                 return session
             conversation_id = None
         key = session_key_for(self.scope, device_id, satellite_id, user_id)
         if key is not None and (session := self._by_key.get(key)):
+            _join(session, user_id)
             self._touch(session)
             return session
         conversation_id = conversation_id or ulid_now()
@@ -270,6 +272,7 @@ class SessionTracker:
             last_activity=now,
             expires_at=now + self.timeout,
             max_turns=self.max_turns,
+            participants=(user_id,) if user_id else (),
         )
         self._add(session)
         self._arm(session)
@@ -451,6 +454,12 @@ class SessionTracker:
                 device_id is not None and session.device_id == device_id
             ):
                 self._touch(session)
+
+
+def _join(session: Session, user_id: str | None) -> None:
+    """Remember a signed-in user whose turn continues a session (saved with its touch)."""
+    if user_id is not None and user_id not in session.participants:
+        session.participants = (*session.participants, user_id)
 
 
 _EVENTS = {
