@@ -87,6 +87,15 @@ async def _long_talk(hass: HomeAssistant, fake: FakeOpenAI, device: str, turns: 
         await converse(hass, text=f"question {n} " + "please " * 5, device_id=device)
 
 
+async def _introduce_ada_and_talk(hass: HomeAssistant, fake: FakeOpenAI, turns: int) -> str:
+    """On the kitchen satellite, say who Ada is, then talk long; return the device."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    fake.reply("Noted, locker 42.")
+    await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
+    await _long_talk(hass, fake, kitchen, turns)
+    return kitchen
+
+
 async def test_the_history_fits_the_token_budget_oldest_leaving_first(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
@@ -111,10 +120,7 @@ async def test_a_summary_is_made_while_idle_and_sent_ahead_of_the_history(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """What left the history is summarized once the session is quiet, then sent first."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    fake_openai.reply("Noted, locker 42.")
-    await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
-    await _long_talk(hass, fake_openai, kitchen, 6)
+    kitchen = await _introduce_ada_and_talk(hass, fake_openai, 6)
     assert not any(_is_summary(r) for r in fake_openai.chat_requests)
 
     fake_openai.reply(RECAP)
@@ -228,8 +234,7 @@ async def test_a_backlog_of_more_than_twenty_exchanges_is_summarized_whole_in_or
     """
     kitchen = make_device(hass, "Kitchen satellite")
     await _long_talk(hass, fake_openai, kitchen, 30)
-    history = _history(_turns(fake_openai)[-1])
-    first_kept = min(int(m["content"].split()[1]) for m in history if m["role"] == "user")
+    first_kept = _oldest_question_kept(fake_openai)
     fake_openai.reply("Summary one.")
     fake_openai.reply("Summary two.")
     await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
@@ -285,12 +290,8 @@ async def test_a_summary_interrupted_by_a_reload_or_restart_is_made_after_it(
     how: str,
 ) -> None:
     """What waits for the summary (over twenty exchanges) is stored and summarized later."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    fake_openai.reply("Noted, locker 42.")
-    await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
-    await _long_talk(hass, fake_openai, kitchen, 30)
-    history = _history(_turns(fake_openai)[-1])
-    first_kept = min(int(m["content"].split()[1]) for m in history if m["role"] == "user")
+    kitchen = await _introduce_ada_and_talk(hass, fake_openai, 30)
+    first_kept = _oldest_question_kept(fake_openai)
     await _idle(hass, freezer, RECAP_IDLE_DELAY - 10)  # not quiet long enough yet
 
     async with contextlib.AsyncExitStack() as stack:
@@ -313,6 +314,12 @@ async def test_a_summary_interrupted_by_a_reload_or_restart_is_made_after_it(
         fake_openai.reply("Your locker is 42.")
         await converse(hass2, text="what is my locker number", device_id=kitchen)
         assert _turns(fake_openai)[-1].system_prompt.endswith(RECAP)
+
+
+def _oldest_question_kept(fake: FakeOpenAI) -> int:
+    """Return the number of the oldest question still in the last turn's history."""
+    history = _history(_turns(fake)[-1])
+    return min(int(m["content"].split()[1]) for m in history if m["role"] == "user")
 
 
 def _user_lines(request: str) -> list[str]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 import errno
 import json
@@ -233,13 +233,9 @@ async def test_a_transcript_nobody_used_since_a_restart_survives_the_next_one(
             assert said(again.transcript) == [("hello", "Hi."), ("and now", "Still here.")]
 
 
-async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
-    hass: HomeAssistant, setup_integration: MockConfigEntry
-) -> None:
-    """On a slow disk a turn may come before its stored exchanges: they keep their order."""
-    tracker = tracker_of(setup_integration)
-    session = tracker.async_resolve(None, device_id="dev-a")
-    tracker.async_record_turn(session, Exchange("my name is Ada", "Hello Ada."))
+@contextmanager
+def _slow_disk() -> Iterator[threading.Event]:
+    """Hold the transcripts file's read until the event returned is set (a slow disk)."""
     disk_ready = threading.Event()
     read_lines = storage.read_lines
 
@@ -247,8 +243,19 @@ async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
         disk_ready.wait(5)
         return read_lines(*args)
 
+    with patch.object(storage, "read_lines", slow_read):
+        yield disk_ready
+
+
+async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """On a slow disk a turn may come before its stored exchanges: they keep their order."""
+    tracker = tracker_of(setup_integration)
+    session = tracker.async_resolve(None, device_id="dev-a")
+    tracker.async_record_turn(session, Exchange("my name is Ada", "Hello Ada."))
     async with async_restarted(hass, setup_integration) as (hass2, entry):
-        with patch.object(storage, "read_lines", slow_read):
+        with _slow_disk() as disk_ready:
             assert await async_setup_component(hass2, "homeassistant", {})
             assert await async_setup_component(hass2, "conversation", {})
             assert await hass2.config_entries.async_setup(entry.entry_id)
@@ -281,16 +288,9 @@ async def test_a_turn_reusing_an_expired_id_at_start_up_gets_nothing_of_it_back(
     old_session.recap = "Their door code is secret."
     freezer.tick(timedelta(minutes=50))
     await converse(hass, text="hello", device_id="dev-b")  # still live after the restart
-    disk_ready = threading.Event()
-    read_lines = storage.read_lines
-
-    def slow_read(*args: Any) -> Any:
-        disk_ready.wait(5)
-        return read_lines(*args)
-
     async with async_restarted(hass, entry) as (hass2, entry2):
         freezer.tick(timedelta(minutes=20))  # the first conversation ran out meanwhile
-        with patch.object(storage, "read_lines", slow_read):
+        with _slow_disk() as disk_ready:
             await setup_entry(hass2, entry2)
             delegate_entry = MockConfigEntry(domain="test", entry_id=entry.options[CONF_AGENT_ID])
             delegate_entry.add_to_hass(hass2)
@@ -499,6 +499,17 @@ async def test_unreadable_records_never_quote_what_was_said(
     assert "ERROR" in caplog.text
 
 
+def _talk_on_two_devices(entry: MockConfigEntry) -> dict[str, str]:
+    """Record an exchange on dev-a and the secret on dev-b; return their conversation ids."""
+    tracker = tracker_of(entry)
+    ids = {}
+    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
+        session = tracker.async_resolve(None, device_id=device)
+        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
+        ids[device] = session.conversation_id
+    return ids
+
+
 @asynccontextmanager
 async def _restart_with_damaged_transcripts(
     hass: HomeAssistant,
@@ -506,12 +517,7 @@ async def _restart_with_damaged_transcripts(
     damage: Callable[[list[bytes], dict[str, str]], list[bytes]],
 ) -> AsyncIterator[tuple[HomeAssistant, MockConfigEntry, dict[str, str]]]:
     """Talk on two devices, stop, let `damage(lines)` spoil the transcripts file, start."""
-    tracker = tracker_of(entry)
-    ids = {}
-    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
-        session = tracker.async_resolve(None, device_id=device)
-        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
-        ids[device] = session.conversation_id
+    ids = _talk_on_two_devices(entry)
     async with async_restarted(hass, entry) as (hass2, entry2):
         path = transcripts_path(hass2, entry2.entry_id)
         lines = path.read_bytes().splitlines()
@@ -613,17 +619,10 @@ async def test_a_damaged_index_never_costs_the_transcripts(
     Sessions whose rows can be read are restored with their transcripts; the others'
     words stay on disk in the copy, next to the copy of the index.
     """
-    tracker = tracker_of(setup_integration)
-    ids = {}
-    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
-        session = tracker.async_resolve(None, device_id=device)
-        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
-        ids[device] = session.conversation_id
+    ids = _talk_on_two_devices(setup_integration)
     async with async_restarted(hass, setup_integration) as (hass2, entry):
-        path, transcripts = (
-            index_path(hass2, entry.entry_id),
-            transcripts_path(hass2, entry.entry_id),
-        )
+        path = index_path(hass2, entry.entry_id)
+        transcripts = transcripts_path(hass2, entry.entry_id)
         original = transcripts.read_bytes()
         if (damaged := damage(json.loads(path.read_text()), ids)) is None:
             path.unlink()
