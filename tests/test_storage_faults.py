@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import timedelta
 import errno
 import json
@@ -741,10 +741,15 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
         assert tracker_of(entry2).get(first.conversation_id) is None
 
 
+@pytest.mark.parametrize("fails_until", ["the retry", "the stop"])
 async def test_a_clear_whose_index_write_fails_does_not_come_back(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, fails_until: str
 ) -> None:
-    """Transcripts written, index not: after a restart the cleared session stays gone."""
+    """Transcripts written, index not: after a restart the cleared session stays gone.
+
+    Also when no index write succeeds before Home Assistant stops: the newer transcripts
+    file tells which sessions are left, and they keep their transcripts.
+    """
     entry = await _delegating(hass, _Speaker("Noted."))
     first = await converse(hass, text=SECRET, device_id="dev-a")
     kept = await converse(hass, text="keep me", device_id="dev-b")
@@ -756,18 +761,24 @@ async def test_a_clear_whose_index_write_fails_does_not_come_back(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(source, destination)
 
-    # The words leave the disk with the transcripts file; the index write is retried.
-    with (
-        patch("custom_components.home_agent.disk_format.os.replace", index_fails),
-        pytest.raises(HomeAssistantError),
-    ):
-        await _clear(hass, first.conversation_id)
-    assert SECRET not in stored_text(hass, entry.entry_id)
-    async with async_restarted(hass, entry) as (hass2, entry2):
-        await _setup(hass2, entry2)
-        tracker = tracker_of(entry2)
-        assert tracker.get(first.conversation_id) is None
-        assert tracker.get(kept.conversation_id) is not None
+    with ExitStack() as disk_full:
+        # The words leave the disk with the transcripts file; the index write is retried.
+        disk_full.enter_context(
+            patch("custom_components.home_agent.disk_format.os.replace", index_fails)
+        )
+        with pytest.raises(HomeAssistantError):
+            await _clear(hass, first.conversation_id)
+        assert SECRET not in stored_text(hass, entry.entry_id)
+        if fails_until == "the retry":
+            disk_full.close()
+        async with async_restarted(hass, entry) as (hass2, entry2):
+            disk_full.close()
+            await _setup(hass2, entry2)
+            tracker = tracker_of(entry2)
+            assert tracker.get(first.conversation_id) is None
+            session = tracker.get(kept.conversation_id)
+            assert session is not None
+            assert said(session.transcript) == [("keep me", "Noted.")]
 
 
 # --- files left behind ----------------------------------------------------------
