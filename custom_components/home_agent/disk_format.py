@@ -6,11 +6,10 @@ each transcript inline; it is read and rewritten as version 2 at the next save):
 - `home_agent.<entry_id>`, the index, in Home Assistant's storage envelope:
   `{"version": 2, "minor_version": 2, "key": ..., "data": {"generation": G,
   "sessions": [row, ...]}}`, a row being `[conversation_id, session_key, device_id,
-  satellite_id, user_id, started_at, last_activity, turns]`, followed by
-  `[user_id, ...]`, everyone signed in who took part, when that is not just the session's
-  user (minor version 2; a row without it, as minor version 1 wrote them and readers of
-  minor version 1 read them, has the session's user alone, if any). It is small and read
-  before the expiry timers are armed.
+  satellite_id, user_id, started_at, last_activity, turns]`, followed by `[user_id, ...]`,
+  everyone signed in who took part, when that is more than the session's own user (added
+  in minor version 2, which readers of minor version 1 ignore; a row without it has the
+  session's user alone, if any). It is small and read before the expiry timers are armed.
 - `home_agent.<entry_id>.transcripts`, JSON lines: `{"version": 2, "generation": G}`, then
   `[conversation_id, recap, [exchange, ...]]` per session (see `encode_exchange`), plus
   `[exchange, ...]` waiting for the summary when there are any. It is read after the
@@ -25,8 +24,9 @@ leaves disk once the transcripts file is written; and if the index write fails a
 that, the next start sees a newer transcripts file and drops the sessions it no longer
 lists instead of bringing them back.
 
-Everything here but the dataclasses runs in the executor or checks records; scheduling,
-flushing and reporting are storage.py's.
+A temporary file is left only by a save cut short (a power loss); reading the index
+deletes any. Files are read and written in the executor; scheduling, flushing and
+reporting are storage.py's.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ the index, since it holds what the other sessions said and the next save drops i
 file that cannot be copied aside is the only copy: nothing is written until Home
 Assistant restarts.
 
+Shutting down waits for a save in progress, so that removing the agent (which deletes
+every file it made: both files, copies kept aside, temporary files) never races one.
+
 The files are written here rather than through `Store`, which logs a failed write instead
 of reporting it: a clear must know whether the transcript left the disk.
 """
