@@ -647,6 +647,24 @@ async def test_a_damaged_index_never_costs_the_transcripts(
     assert "door code" not in caplog.text
 
 
+async def test_a_damaged_index_is_kept_aside_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Without a turn the damaged index is still written anew: the next start is clean."""
+    _talk_on_two_devices(setup_integration)
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        path = index_path(hass2, entry.entry_id)
+        path.write_text("{ half a file")
+        await _setup(hass2, entry)
+        await _save(hass2, freezer)
+        assert json.loads(path.read_text())["data"]["sessions"] == []
+        async with async_restarted(hass2, entry) as (hass3, entry3):
+            await _setup(hass3, entry3)
+            issues = ir.async_get(hass3).issues
+            assert (DOMAIN, f"storage_unreadable_{entry3.entry_id}") not in issues
+            assert len(list(path.parent.glob(f"{path.name}*.unreadable.*"))) == 2
+
+
 async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,

@@ -156,7 +156,15 @@ class SessionStore:
             ran_out = [s for s in ran_out if s.conversation_id in stored.by_id]
             self._unattached = live
             await self._async_attach(stored)
-        rewrite = bool(ran_out or index.problems or index.duplicates or index.transcripts_inline)
+        # A damaged file is written anew once it is kept aside, so that the next start
+        # does not report (and copy) it again.
+        rewrite = bool(
+            index.unreadable
+            or index.problems
+            or ran_out
+            or index.duplicates
+            or index.transcripts_inline
+        )
         return Restored(live, ran_out, index.duplicates, rewrite)
 
     @callback
