@@ -24,7 +24,7 @@ from pytest_homeassistant_custom_component.common import (
     async_test_home_assistant,
 )
 
-from custom_components.home_agent import storage as home_agent_storage
+from custom_components.home_agent import disk_format, storage as home_agent_storage
 
 type Clock = FrozenDateTimeFactory | StepTickTimeFactory | TickingDateTimeFactory
 
@@ -74,7 +74,7 @@ def counting_writes() -> Iterator[Writes]:
     """
     writes = Writes()
     original = Store._async_write_data
-    original_save = home_agent_storage._write
+    original_save = home_agent_storage.write_files
 
     async def counted(store: Store[Any], *args: Any) -> None:
         await original(store, *args)
@@ -84,12 +84,12 @@ def counting_writes() -> Iterator[Writes]:
     def counted_save(path: Path, *args: Any) -> None:
         original_save(path, *args)  # in the executor: plain file sizes are safe to read
         writes.count += 1
-        transcripts = Path(f"{path}{home_agent_storage.TRANSCRIPTS_SUFFIX}")
+        transcripts = disk_format.transcripts_path(path)
         writes.bytes += path.stat().st_size + transcripts.stat().st_size
 
     with (
         patch.object(Store, "_async_write_data", counted),
-        patch.object(home_agent_storage, "_write", counted_save),
+        patch.object(home_agent_storage, "write_files", counted_save),
     ):
         yield writes
 

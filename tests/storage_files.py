@@ -64,7 +64,8 @@ def stored_sessions(hass: HomeAssistant, entry_id: str) -> list[dict[str, Any]]:
     names += ("started_at", "last_activity", "turns")
     sessions = []
     for row in index["data"]["sessions"]:
-        session = dict(zip(names, row, strict=True))
+        # Everyone who took part follows, unless it is just the session's user.
+        session = dict(zip((*names, "participants"), row, strict=False))
         _, session["recap"], session["transcript"] = transcripts[row[0]]
         sessions.append(session)
     return sessions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 import json
 from typing import Any
@@ -19,6 +20,8 @@ from custom_components.home_agent.const import (
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
     DOMAIN,
+    MAX_HISTORY_MAX_TOKENS,
+    RECAP_CHUNK,
     RECAP_IDLE_DELAY,
     SERVICE_CLEAR_CONVERSATION,
 )
@@ -93,6 +96,15 @@ async def _long_talk(hass: HomeAssistant, fake: FakeOpenAI, device: str, turns: 
         await converse(hass, text=f"question {n} " + "please " * 5, device_id=device)
 
 
+async def _introduce_ada_and_talk(hass: HomeAssistant, fake: FakeOpenAI, turns: int) -> str:
+    """On the kitchen satellite, say who Ada is, then talk long; return the device."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    fake.reply("Noted, locker 42.")
+    await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
+    await _long_talk(hass, fake, kitchen, turns)
+    return kitchen
+
+
 async def test_the_history_fits_the_token_budget_oldest_leaving_first(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
@@ -141,10 +153,7 @@ async def test_a_summary_is_made_while_idle_and_sent_ahead_of_the_history(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """What left the history is summarized once the session is quiet, then sent first."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    fake_openai.reply("Noted, locker 42.")
-    await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
-    await _long_talk(hass, fake_openai, kitchen, 6)
+    kitchen = await _introduce_ada_and_talk(hass, fake_openai, 6)
     assert not any(_is_summary(r) for r in fake_openai.chat_requests)
 
     fake_openai.reply(RECAP)
@@ -243,3 +252,109 @@ async def test_summaries_can_be_turned_off(
     await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
 
     assert not any(_is_summary(r) for r in fake_openai.chat_requests)
+
+
+async def test_a_backlog_of_more_than_twenty_exchanges_is_summarized_whole_in_order(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Thirty long turns without a quiet spell: every exchange that left is summarized.
+
+    They are folded twenty at a time, oldest first, each request building on the summary
+    the one before made.
+    """
+    kitchen = make_device(hass, "Kitchen satellite")
+    await _long_talk(hass, fake_openai, kitchen, 30)
+    first_kept = _oldest_question_kept(fake_openai)
+    fake_openai.reply("Summary one.")
+    fake_openai.reply("Summary two.")
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    fake_openai.reply("OK.")
+    await converse(hass, text="thanks", device_id=kitchen)
+
+    assert first_kept > RECAP_CHUNK  # more left than one request folds
+    asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
+    assert len(asked) == 2
+    assert asked[0].count("User: question") == RECAP_CHUNK
+    assert asked[0].startswith("Summary so far: (none)")
+    assert asked[1].startswith("Summary so far: Summary one.")
+    summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
+    assert summarized == list(range(first_kept))
+    assert _turns(fake_openai)[-1].system_prompt.endswith("earlier conversation: Summary two.")
+
+
+@pytest.mark.parametrize(
+    "agent_options",
+    [
+        {
+            CONF_SESSION_TIMEOUT: 3600,
+            CONF_SESSION_SCOPE: "device",
+            CONF_HISTORY_MAX_TURNS: 100,
+            CONF_HISTORY_MAX_TOKENS: MAX_HISTORY_MAX_TOKENS,
+            CONF_HISTORY_SUMMARY: True,
+        }
+    ],
+)
+async def test_a_quarter_of_a_hundred_turn_history_is_summarized_whole(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """At `history_max_turns` 100 the 25 exchanges that leave at once all reach the summary."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    for n in range(101):
+        await converse(hass, text=f"question {n}", device_id=kitchen)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+
+    asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
+    summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
+    assert summarized == list(range(25))
+
+
+@pytest.mark.parametrize("how", ["reload", "restart"])
+async def test_a_summary_interrupted_by_a_reload_or_restart_is_made_after_it(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+    how: str,
+) -> None:
+    """What waits for the summary (over twenty exchanges) is stored and summarized later."""
+    kitchen = await _introduce_ada_and_talk(hass, fake_openai, 30)
+    first_kept = _oldest_question_kept(fake_openai)
+    await _idle(hass, freezer, RECAP_IDLE_DELAY - 10)  # not quiet long enough yet
+
+    async with contextlib.AsyncExitStack() as stack:
+        if how == "reload":
+            assert await hass.config_entries.async_reload(setup_integration.entry_id)
+            hass2 = hass
+        else:
+            hass2, entry = await stack.enter_async_context(async_restarted(hass, setup_integration))
+            await setup_entry(hass2, entry)
+        await hass2.async_block_till_done(wait_background_tasks=True)  # transcripts read
+        fake_openai.reply("Summary one.")
+        fake_openai.reply(RECAP)
+        await _idle(hass2, freezer, RECAP_IDLE_DELAY + 1)
+        asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
+        assert len(asked) == 2
+        assert "User: my name is Ada and my locker is 42" in asked[0]
+        summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
+        assert summarized == list(range(first_kept))
+
+        fake_openai.reply("Your locker is 42.")
+        await converse(hass2, text="what is my locker number", device_id=kitchen)
+        assert _turns(fake_openai)[-1].system_prompt.endswith(RECAP)
+
+
+def _oldest_question_kept(fake: FakeOpenAI) -> int:
+    """Return the number of the oldest question still in the last turn's history."""
+    history = _history(_turns(fake)[-1])
+    return min(int(m["content"].split()[1]) for m in history if m["role"] == "user")
+
+
+def _user_lines(request: str) -> list[str]:
+    """Return the user lines of a summary request, in order."""
+    return [line for line in request.splitlines() if line.startswith("User: question")]

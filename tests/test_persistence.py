@@ -157,7 +157,7 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
         real_replace(source, destination)
 
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
-    with patch("custom_components.home_agent.storage.os.replace", failing_once):
+    with patch("custom_components.home_agent.disk_format.os.replace", failing_once):
         freezer.tick(timedelta(seconds=SAVE_DELAY))
         async_fire_time_changed(hass)
         await hass.async_block_till_done()

@@ -7,10 +7,12 @@ import logging
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, UnknownUser
 from homeassistant.helpers import icon, translation
 from homeassistant.helpers.service import async_get_all_descriptions
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -28,9 +30,18 @@ from custom_components.home_agent.const import (
 )
 
 from . import storage_files
-from .helpers import AGENT_ENTITY_ID, EVENT_KEYS, converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    AGENT_ENTITY_ID,
+    EVENT_KEYS,
+    async_restarted,
+    converse,
+    make_device,
+    setup_entry,
+    tracker_of,
+)
 
 SECRET = "what is the date today"  # understood by the built-in agent, so it is remembered
+STORED_ID = "01JSTORED00000000000000000"
 
 
 async def clear(
@@ -123,6 +134,96 @@ async def test_non_admin_may_clear_a_device(
     assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
         admins.conversation_id
     ]
+
+
+@pytest.mark.parametrize("how", ["at the device", "by its id"])
+async def test_non_admin_may_not_clear_a_device_conversation_an_admin_took_part_in(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_read_only_user: MockUser,
+    how: str,
+) -> None:
+    """A satellite's conversation an administrator continued is no longer only the device's.
+
+    The administrator speaks at the device signed in, or continues it in the Assist
+    dialog by its conversation id; either way the refusal changes nothing.
+    """
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text=SECRET, device_id=kitchen)
+    if how == "at the device":
+        joined = await converse(hass, device_id=kitchen, user_id=hass_admin_user.id)
+    else:
+        joined = await converse(hass, first.conversation_id, user_id=hass_admin_user.id)
+    assert joined.conversation_id == first.conversation_id
+
+    for data in ({"device_id": kitchen}, {"conversation_id": first.conversation_id}):
+        with pytest.raises(ServiceValidationError) as err:
+            await clear(hass, hass_read_only_user, **data)
+        assert err.value.translation_key == "not_allowed"
+    session = tracker_of(setup_integration).get(first.conversation_id)
+    assert session is not None
+    assert session.turns == 2
+    assert await clear(hass, hass_admin_user, device_id=kitchen) == {"cleared": 1}
+
+
+async def test_non_admin_may_clear_a_device_conversation_only_they_took_part_in(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_read_only_user: MockUser
+) -> None:
+    """Taking part in a satellite's conversation oneself does not lock oneself out."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, device_id=kitchen)
+    await converse(hass, device_id=kitchen, user_id=hass_read_only_user.id)
+
+    assert await clear(hass, hass_read_only_user, conversation_id=first.conversation_id) == {
+        "cleared": 1
+    }
+
+
+async def test_who_took_part_is_remembered_across_a_restart(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, hass_admin_user: MockUser
+) -> None:
+    """After a restart a non-admin still cannot clear what an administrator took part in."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    first = await converse(hass, text=SECRET, device_id=kitchen)
+    await converse(hass, device_id=kitchen, user_id=hass_admin_user.id)
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        await setup_entry(hass2, entry)
+        await hass2.auth.async_create_user("Owner")  # the first user is the owner
+        guest = await hass2.auth.async_create_user("Guest", group_ids=[GROUP_ID_USER])
+        assert not guest.is_admin
+        with pytest.raises(ServiceValidationError) as err:
+            await clear(hass2, guest, conversation_id=first.conversation_id)
+        assert err.value.translation_key == "not_allowed"
+        assert tracker_of(entry).get(first.conversation_id) is not None
+        assert await clear(hass2, None, conversation_id=first.conversation_id) == {"cleared": 1}
+
+
+@pytest.mark.parametrize(("starter", "cleared"), [("admin", None), ("non_admin", 1)])
+async def test_a_stored_session_counts_the_user_who_started_it_as_taking_part(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_read_only_user: MockUser,
+    starter: str,
+    cleared: int | None,
+) -> None:
+    """A file of the release before (no participants recorded) keeps the rule."""
+    kitchen = make_device(hass, "Kitchen satellite")
+    user = hass_admin_user if starter == "admin" else hass_read_only_user
+    recent = dt_util.utcnow().isoformat()
+    record = storage_files.v1_record(STORED_ID, f"device:{kitchen}", recent, [["q", "a"]])
+    storage_files.write_v1(hass, config_entry.entry_id, [{**record, "user_id": user.id}])
+    await setup_entry(hass, config_entry)
+
+    if cleared is None:
+        with pytest.raises(ServiceValidationError) as err:
+            await clear(hass, hass_read_only_user, device_id=kitchen)
+        assert err.value.translation_key == "not_allowed"
+        assert tracker_of(config_entry).get(STORED_ID) is not None
+    else:
+        assert await clear(hass, hass_read_only_user, device_id=kitchen) == {"cleared": 1}
 
 
 async def test_non_admin_may_not_clear_everything(

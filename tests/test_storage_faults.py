@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import timedelta
 import errno
 import json
@@ -14,7 +15,7 @@ from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import conversation
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -37,6 +38,7 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.session import Exchange, ToolCall, ToolRound
 
+from .delegates import GateAgent, async_setup_delegating_to
 from .helpers import async_restarted, converse, known_devices, said, setup_entry, tracker_of
 from .storage_files import (
     index_path,
@@ -231,6 +233,20 @@ async def test_a_transcript_nobody_used_since_a_restart_survives_the_next_one(
             assert said(again.transcript) == [("hello", "Hi."), ("and now", "Still here.")]
 
 
+@contextmanager
+def _slow_disk() -> Iterator[threading.Event]:
+    """Hold the transcripts file's read until the event returned is set (a slow disk)."""
+    disk_ready = threading.Event()
+    read_lines = storage.read_lines
+
+    def slow_read(*args: Any) -> Any:
+        disk_ready.wait(5)
+        return read_lines(*args)
+
+    with patch.object(storage, "read_lines", slow_read):
+        yield disk_ready
+
+
 async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
@@ -238,15 +254,8 @@ async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
     tracker = tracker_of(setup_integration)
     session = tracker.async_resolve(None, device_id="dev-a")
     tracker.async_record_turn(session, Exchange("my name is Ada", "Hello Ada."))
-    disk_ready = threading.Event()
-    read_lines = storage._read_lines
-
-    def slow_read(*args: Any) -> Any:
-        disk_ready.wait(5)
-        return read_lines(*args)
-
     async with async_restarted(hass, setup_integration) as (hass2, entry):
-        with patch.object(storage, "_read_lines", slow_read):
+        with _slow_disk() as disk_ready:
             assert await async_setup_component(hass2, "homeassistant", {})
             assert await async_setup_component(hass2, "conversation", {})
             assert await hass2.config_entries.async_setup(entry.entry_id)
@@ -260,6 +269,49 @@ async def test_a_turn_answered_before_the_transcripts_are_read_goes_after_them(
             ("my name is Ada", "Hello Ada."),
             ("what is my name", "Ada."),
         ]
+
+
+async def test_a_turn_reusing_an_expired_id_at_start_up_gets_nothing_of_it_back(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """A conversation that ran out while stopped stays gone, even if its id comes back.
+
+    The id of a conversation that expired is unknown, so a turn passing it (an
+    automation's `conversation.process`) starts a new session with that id; the stored
+    transcript and summary read a moment later belong to the old one.
+    """
+    agent = GateAgent(hold=set())
+    entry = await async_setup_delegating_to(hass, agent, {})
+    old = await converse(hass, text=SECRET, device_id="dev-a")
+    old_session = tracker_of(entry).get(old.conversation_id)
+    assert old_session is not None
+    old_session.recap = "Their door code is secret."
+    freezer.tick(timedelta(minutes=50))
+    await converse(hass, text="hello", device_id="dev-b")  # still live after the restart
+    async with async_restarted(hass, entry) as (hass2, entry2):
+        freezer.tick(timedelta(minutes=20))  # the first conversation ran out meanwhile
+        with _slow_disk() as disk_ready:
+            await setup_entry(hass2, entry2)
+            delegate_entry = MockConfigEntry(domain="test", entry_id=entry.options[CONF_AGENT_ID])
+            delegate_entry.add_to_hass(hass2)
+            conversation.async_set_agent(hass2, delegate_entry, agent)
+            turn = hass2.async_create_task(
+                converse(hass2, old.conversation_id, text="what did I tell you")
+            )
+            for _ in range(10_000):
+                if tracker_of(entry2).get(old.conversation_id) is not None:
+                    break
+                await asyncio.sleep(0)
+            disk_ready.set()
+            result = await turn
+        assert result.conversation_id == old.conversation_id
+        told = agent.inputs[-1].extra_system_prompt or ""
+        assert SECRET not in told
+        assert "door code" not in told
+        session = tracker_of(entry2).get(old.conversation_id)
+        assert session is not None
+        assert said(session.transcript) == [("what did I tell you", f"answer {len(agent.inputs)}")]
+        assert session.recap is None
 
 
 async def test_newer_storage_is_refused_and_kept(
@@ -447,6 +499,17 @@ async def test_unreadable_records_never_quote_what_was_said(
     assert "ERROR" in caplog.text
 
 
+def _talk_on_two_devices(entry: MockConfigEntry) -> dict[str, str]:
+    """Record an exchange on dev-a and the secret on dev-b; return their conversation ids."""
+    tracker = tracker_of(entry)
+    ids = {}
+    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
+        session = tracker.async_resolve(None, device_id=device)
+        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
+        ids[device] = session.conversation_id
+    return ids
+
+
 @asynccontextmanager
 async def _restart_with_damaged_transcripts(
     hass: HomeAssistant,
@@ -454,12 +517,7 @@ async def _restart_with_damaged_transcripts(
     damage: Callable[[list[bytes], dict[str, str]], list[bytes]],
 ) -> AsyncIterator[tuple[HomeAssistant, MockConfigEntry, dict[str, str]]]:
     """Talk on two devices, stop, let `damage(lines)` spoil the transcripts file, start."""
-    tracker = tracker_of(entry)
-    ids = {}
-    for device, said_there in (("dev-a", "where are my keys"), ("dev-b", SECRET)):
-        session = tracker.async_resolve(None, device_id=device)
-        tracker.async_record_turn(session, Exchange(said_there, "Noted."))
-        ids[device] = session.conversation_id
+    ids = _talk_on_two_devices(entry)
     async with async_restarted(hass, entry) as (hass2, entry2):
         path = transcripts_path(hass2, entry2.entry_id)
         lines = path.read_bytes().splitlines()
@@ -525,6 +583,88 @@ async def test_a_transcripts_file_without_its_header_is_kept_aside(
         assert [p.name for p in path.parent.glob(f"{path.name}.unreadable.*")]
 
 
+def _not_json(index: dict[str, Any], _ids: dict[str, str]) -> str | None:
+    return "{ half a file"
+
+
+def _a_row_unreadable(index: dict[str, Any], ids: dict[str, str]) -> str | None:
+    for row in index["data"]["sessions"]:
+        if row[0] == ids["dev-b"]:
+            row[7] = "many"
+    return json.dumps(index)
+
+
+def _newer_version(index: dict[str, Any], _ids: dict[str, str]) -> str | None:
+    return json.dumps({**index, "version": 3})
+
+
+def _missing(_index: dict[str, Any], _ids: dict[str, str]) -> str | None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_not_json, _a_row_unreadable, _newer_version, _missing],
+    ids=["not-json", "a-row-unreadable", "newer-version", "missing"],
+)
+async def test_a_damaged_index_never_costs_the_transcripts(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[dict[str, Any], dict[str, str]], str | None],
+) -> None:
+    """The intact transcripts file is kept aside before the next save writes over it.
+
+    Sessions whose rows can be read are restored with their transcripts; the others'
+    words stay on disk in the copy, next to the copy of the index.
+    """
+    ids = _talk_on_two_devices(setup_integration)
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        path = index_path(hass2, entry.entry_id)
+        transcripts = transcripts_path(hass2, entry.entry_id)
+        original = transcripts.read_bytes()
+        if (damaged := damage(json.loads(path.read_text()), ids)) is None:
+            path.unlink()
+        else:
+            path.write_text(damaged)
+        await _setup(hass2, entry)
+        await converse(hass2, device_id="dev-a")
+        await _save(hass2, freezer)
+
+        assert SECRET not in stored_text(hass2, entry.entry_id)  # written anew
+        [copy] = path.parent.glob(f"{transcripts.name}.unreadable.*")
+        assert copy.read_bytes() == original
+        if damage is _a_row_unreadable:
+            rebuilt = tracker_of(entry).get(ids["dev-a"])
+            assert rebuilt is not None
+            assert said(rebuilt.transcript)[0] == ("where are my keys", "Noted.")
+            assert [e.user for e in rebuilt.transcript] == ["where are my keys", "what time is it"]
+        issue = ir.async_get(hass2).async_get_issue(DOMAIN, f"storage_unreadable_{entry.entry_id}")
+        assert issue is not None
+        assert str(copy) in issue.translation_placeholders["path"]
+        assert "door code" not in str(issue.translation_placeholders)
+    assert "door code" not in caplog.text
+
+
+async def test_a_damaged_index_is_kept_aside_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Without a turn the damaged index is still written anew: the next start is clean."""
+    _talk_on_two_devices(setup_integration)
+    async with async_restarted(hass, setup_integration) as (hass2, entry):
+        path = index_path(hass2, entry.entry_id)
+        path.write_text("{ half a file")
+        await _setup(hass2, entry)
+        await _save(hass2, freezer)
+        assert json.loads(path.read_text())["data"]["sessions"] == []
+        async with async_restarted(hass2, entry) as (hass3, entry3):
+            await _setup(hass3, entry3)
+            issues = ir.async_get(hass3).issues
+            assert (DOMAIN, f"storage_unreadable_{entry3.entry_id}") not in issues
+            assert len(list(path.parent.glob(f"{path.name}*.unreadable.*"))) == 2
+
+
 async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
     hass: HomeAssistant,
     config_entry: MockConfigEntry,
@@ -536,7 +676,7 @@ async def test_a_file_that_cannot_be_copied_aside_is_not_overwritten(
     path.parent.mkdir(parents=True)
     path.write_text("{ half a file")
     with patch(
-        "custom_components.home_agent.storage.shutil.copy2",
+        "custom_components.home_agent.disk_format.shutil.copy2",
         side_effect=OSError(errno.ENOSPC, "No space left on device"),
     ):
         await _setup(hass, config_entry)
@@ -601,7 +741,7 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
     assert SECRET in stored_text(hass, entry.entry_id)
 
     with (
-        patch("custom_components.home_agent.storage.os.replace", side_effect=error),
+        patch("custom_components.home_agent.disk_format.os.replace", side_effect=error),
         pytest.raises(HomeAssistantError) as raised,
     ):
         await _clear(hass, first.conversation_id)
@@ -619,10 +759,15 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
         assert tracker_of(entry2).get(first.conversation_id) is None
 
 
+@pytest.mark.parametrize("fails_until", ["the retry", "the stop"])
 async def test_a_clear_whose_index_write_fails_does_not_come_back(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, fails_until: str
 ) -> None:
-    """Transcripts written, index not: after a restart the cleared session stays gone."""
+    """Transcripts written, index not: after a restart the cleared session stays gone.
+
+    Also when no index write succeeds before Home Assistant stops: the newer transcripts
+    file tells which sessions are left, and they keep their transcripts.
+    """
     entry = await _delegating(hass, _Speaker("Noted."))
     first = await converse(hass, text=SECRET, device_id="dev-a")
     kept = await converse(hass, text="keep me", device_id="dev-b")
@@ -634,18 +779,124 @@ async def test_a_clear_whose_index_write_fails_does_not_come_back(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(source, destination)
 
-    # The words leave the disk with the transcripts file; the index write is retried.
-    with (
-        patch("custom_components.home_agent.storage.os.replace", index_fails),
-        pytest.raises(HomeAssistantError),
-    ):
-        await _clear(hass, first.conversation_id)
-    assert SECRET not in stored_text(hass, entry.entry_id)
+    with ExitStack() as disk_full:
+        # The words leave the disk with the transcripts file; the index write is retried.
+        disk_full.enter_context(
+            patch("custom_components.home_agent.disk_format.os.replace", index_fails)
+        )
+        with pytest.raises(HomeAssistantError):
+            await _clear(hass, first.conversation_id)
+        assert SECRET not in stored_text(hass, entry.entry_id)
+        if fails_until == "the retry":
+            disk_full.close()
+        async with async_restarted(hass, entry) as (hass2, entry2):
+            disk_full.close()
+            await _setup(hass2, entry2)
+            tracker = tracker_of(entry2)
+            assert tracker.get(first.conversation_id) is None
+            session = tracker.get(kept.conversation_id)
+            assert session is not None
+            assert said(session.transcript) == [("keep me", "Noted.")]
+
+
+# --- files left behind ----------------------------------------------------------
+
+
+def _agent_files(hass: HomeAssistant, entry_id: str) -> list[str]:
+    """Return the names of every file in `.storage` that belongs to the agent."""
+    path = index_path(hass, entry_id)
+    if not path.parent.exists():
+        return []
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+
+
+def _cut_short(hass: HomeAssistant, entry_id: str) -> list[str]:
+    """Leave the temporary files of a save a power loss cut short; return their names."""
+    path = index_path(hass, entry_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = [
+        transcripts_path(hass, entry_id).with_name(f"{path.name}.transcripts.k2m9q1.tmp"),
+        path.with_name(f"{path.name}.x81bd0.tmp"),
+    ]
+    for temporary in made:
+        temporary.write_text(f'["{CID}", null, [["{SECRET}", "Noted"]]')
+    return [p.name for p in made]
+
+
+async def test_a_save_cut_short_leaves_no_temporary_file_after_the_next_start(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """What a power loss left half-written is deleted when the agent starts again."""
+    entry = await _delegating(hass, _Speaker("Noted."))
+    first = await converse(hass, text="where are my keys", device_id="dev-a")
+    await _save(hass, freezer)
     async with async_restarted(hass, entry) as (hass2, entry2):
+        left = _cut_short(hass2, entry2.entry_id)
+        assert set(left) <= set(_agent_files(hass2, entry2.entry_id))
         await _setup(hass2, entry2)
-        tracker = tracker_of(entry2)
-        assert tracker.get(first.conversation_id) is None
-        assert tracker.get(kept.conversation_id) is not None
+        assert _agent_files(hass2, entry2.entry_id) == [
+            index_path(hass2, entry2.entry_id).name,
+            transcripts_path(hass2, entry2.entry_id).name,
+        ]
+        session = tracker_of(entry2).get(first.conversation_id)
+        assert session is not None
+        assert said(session.transcript) == [("where are my keys", "Noted.")]
+
+
+async def test_removing_an_agent_that_never_started_deletes_its_temporary_files(
+    hass: HomeAssistant,
+) -> None:
+    """A disabled agent (it never loads) leaves nothing on disk once it is removed."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data={CONF_BACKEND: "agent"},
+        options={CONF_AGENT_ID: "conversation.home_assistant"},
+        disabled_by=ConfigEntryDisabler.USER,
+    )
+    entry.add_to_hass(hass)
+    recent = dt_util.utcnow().isoformat()
+    write_v1(hass, entry.entry_id, [v1_record(CID, "device:dev-a", recent, [["q", "a"]])])
+    _cut_short(hass, entry.entry_id)
+    assert len(_agent_files(hass, entry.entry_id)) == 3
+
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert _agent_files(hass, entry.entry_id) == []
+
+
+async def test_removing_the_agent_while_a_save_is_written_leaves_no_file(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Removal waits for the save in progress, then deletes what it wrote as well."""
+    entry = await _delegating(hass, _Speaker("Noted."))
+    await converse(hass, text="where are my keys", device_id="dev-a")
+    await _save(hass, freezer)
+    await converse(hass, text=SECRET, device_id="dev-a")
+    writing, removed = threading.Event(), threading.Event()
+    write_files, remove_files = storage.write_files, storage.remove_files
+
+    def slow_write(*args: Any) -> None:
+        # A slow disk: the save is still being written when the files are deleted
+        # (unless the removal waits for it; then this gives up waiting after a while).
+        writing.set()
+        removed.wait(2)
+        write_files(*args)
+
+    def remove(*args: Any) -> None:
+        remove_files(*args)
+        removed.set()
+
+    with (
+        patch.object(storage, "write_files", slow_write),
+        patch.object(storage, "remove_files", remove),
+    ):
+        freezer.tick(timedelta(seconds=SAVE_DELAY))
+        async_fire_time_changed(hass)
+        assert await hass.async_add_executor_job(writing.wait, 5)
+        await hass.config_entries.async_remove(entry.entry_id)
+        await hass.async_block_till_done()
+    assert _agent_files(hass, entry.entry_id) == []
 
 
 # --- scale -------------------------------------------------------------------------

@@ -74,6 +74,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     entry.async_on_unload(tracker.async_shutdown)
     watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
     entry.async_on_unload(watcher.async_stop)
+    if recaps is not None:
+        recaps.async_resume()
     entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -65,7 +65,8 @@ SAVE_DELAY: Final = 10.0
 # How long a failed write waits before it is tried again.
 SAVE_RETRY_DELAY: Final = 60.0
 STORAGE_VERSION: Final = 2
-STORAGE_MINOR_VERSION: Final = 1
+# Minor version 2: an index row may list the session's participants (readers of 1 ignore it).
+STORAGE_MINOR_VERSION: Final = 2
 
 # The longest tool result a transcript keeps (longer ones are cut with a marker).
 TOOL_RESULT_MAX_CHARS: Final = 1024
@@ -86,8 +87,10 @@ MAX_HISTORY_MAX_TOKENS: Final = 131072
 DEFAULT_HISTORY_SUMMARY: Final = True
 # Seconds a session must be idle before its summary is brought up to date.
 RECAP_IDLE_DELAY: Final = 30.0
-# Exchanges waiting to be summarized at most (older ones are dropped unsummarized).
-RECAP_PENDING_MAX: Final = 20
+# Waiting exchanges folded into the summary per request: a longer backlog (summaries
+# that failed for a while, a quarter of a long history) is folded a chunk at a time,
+# oldest first, and never dropped.
+RECAP_CHUNK: Final = 20
 
 # Warm the model up while the person is still talking (on by default for endpoints on this
 # machine or the local network, off for others: a warm-up is a request that may be billed).

@@ -1,9 +1,13 @@
 """A running summary of the exchanges that left a session's history, made while it is idle.
 
-Exchanges that no longer fit the history wait on the session; once the session has been
-quiet for RECAP_IDLE_DELAY seconds the same model folds them into the session's summary,
-which is sent ahead of the remaining history from then on. A turn never waits for it: a
+Exchanges that no longer fit the history wait on the session, and are stored with it;
+once the session has been quiet for RECAP_IDLE_DELAY seconds the same model folds them
+into the session's summary, which is sent ahead of the remaining history from then on.
+They are folded RECAP_CHUNK at a time, oldest first, one request after the other, so a
+long backlog is never dropped nor sent in one huge request. A turn never waits for it: a
 turn that arrives abandons a summary in progress, and the next quiet spell tries again.
+After a reload or a restart, sessions with exchanges waiting get their summary once the
+idle delay has passed again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 
-from .const import LOGGER, RECAP_IDLE_DELAY
+from .const import LOGGER, RECAP_CHUNK, RECAP_IDLE_DELAY
 from .memory import transcript_lines
 from .session import Exchange, Session
 from .tracker import SessionChange, SessionTracker
@@ -48,6 +52,7 @@ class RecapMaker:
         self._summarize = summarize
         self._timers: dict[str, CALLBACK_TYPE] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._resuming: asyncio.Task[None] | None = None
         self._unsubs = [
             tracker.async_add_listener(self._async_session_changed),
             tracker.async_add_turn_listener(self),
@@ -65,33 +70,60 @@ class RecapMaker:
         """Summarize the waiting exchanges once the session has been idle for a while."""
         session = turn.session
         self._cancel(session.conversation_id)
-        if not session.recap_pending:
-            return
+        if session.recap_pending:
+            self._schedule(session)
+
+    @callback
+    def async_resume(self) -> None:
+        """Schedule the summaries a reload or restart interrupted (the exchanges are stored)."""
+        self._resuming = self._hass.async_create_background_task(
+            self._async_resume(), "home_agent_recap_resume"
+        )
+
+    async def _async_resume(self) -> None:
+        """Once the stored transcripts are in, schedule every session with exchanges waiting."""
+        await self._tracker.async_transcripts_loaded()
+        self._resuming = None
+        for session in self._tracker.sessions:
+            cid = session.conversation_id
+            if session.recap_pending and cid not in self._timers and cid not in self._tasks:
+                self._schedule(session)
+
+    def _schedule(self, session: Session) -> None:
+        """Start the session's summary after the idle delay."""
 
         @callback
         def _async_idle(_now: datetime) -> None:
             self._timers.pop(session.conversation_id, None)
-            self._tasks[session.conversation_id] = self._hass.async_create_background_task(
-                self._async_make(session), "home_agent_recap"
-            )
+            self._start(session)
 
         self._timers[session.conversation_id] = async_call_later(
             self._hass, RECAP_IDLE_DELAY, _async_idle
         )
 
+    def _start(self, session: Session) -> None:
+        """Start making the session's summary now."""
+        self._tasks[session.conversation_id] = self._hass.async_create_background_task(
+            self._async_make(session), "home_agent_recap"
+        )
+
     async def _async_make(self, session: Session) -> None:
-        """Ask the model for the new summary and keep it."""
-        pending = list(session.recap_pending)
+        """Fold the oldest waiting exchanges into the summary; go on while more wait."""
+        pending = list(session.recap_pending[:RECAP_CHUNK])
         try:
             recap = (await self._summarize(session.recap, pending)).strip()
         except Exception as err:
             LOGGER.debug("No summary this time: %r", err)
             return
         finally:
-            self._tasks.pop(session.conversation_id, None)
-        if recap:
-            LOGGER.debug("Summary of %s: %s", session.conversation_id, recap)
-            self._tracker.async_set_recap(session, recap, covered=len(pending))
+            if self._tasks.get(session.conversation_id) is asyncio.current_task():
+                del self._tasks[session.conversation_id]
+        if not recap:
+            return
+        LOGGER.debug("Summary of %s: %s", session.conversation_id, recap)
+        self._tracker.async_set_recap(session, recap, covered=len(pending))
+        if session.recap_pending and self._tracker.get(session.conversation_id) is session:
+            self._start(session)  # still quiet: the next chunk at once
 
     @callback
     def _async_session_changed(self, session: Session, change: SessionChange) -> None:
@@ -117,5 +149,8 @@ class RecapMaker:
         """Cancel everything."""
         while self._unsubs:
             self._unsubs.pop()()
+        if self._resuming is not None:
+            self._resuming.cancel()
+            self._resuming = None
         for conversation_id in [*self._timers, *self._tasks]:
             self._cancel(conversation_id)

@@ -95,12 +95,15 @@ async def _async_caller(call: ServiceCall) -> User | None:
 
 
 def _may_clear(session: Session, user_id: str) -> bool:
-    """Tell whether a non-admin may clear a session: their own, or a device's without a user."""
-    # Anyone at a satellite may end its session; one with another person in it, or with
-    # neither device nor person (an automation's), needs an administrator.
-    if session.user_id is not None:
-        return session.user_id == user_id
-    return session.device_id is not None or session.satellite_id is not None
+    """Tell whether a non-admin may clear a session no other signed-in person took part in.
+
+    Their own (they are its only participant), or a device's or satellite's that nobody
+    else signed in took part in (anyone at a satellite may end its session). A session
+    with neither device nor person (an automation's) needs an administrator.
+    """
+    if any(participant != user_id for participant in session.participants):
+        return False
+    return bool(session.participants) or bool(session.device_id or session.satellite_id)
 
 
 def _not_allowed() -> ServiceValidationError:

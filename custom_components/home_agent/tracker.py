@@ -46,21 +46,20 @@ from .const import (
     EVENT_SESSION_EXPIRED,
     EVENT_SESSION_STARTED,
     LOGGER,
-    RECAP_PENDING_MAX,
     SAVE_RETRY_DELAY,
     TURN_TIME_LIMIT,
     SessionScope,
 )
 from .keys import SATELLITE_DOMAIN, bounded, known_device_id, known_satellite_id
 from .session import Exchange, Session, sanitize_exchange
-from .storage import SessionStore, Snapshot, StoredTranscripts
+from .storage import SessionStore
 from .token_budget import LOW_WATER
 from .turn import Turn, TurnListener
 
 REASON_TIMEOUT = "timeout"
 SATELLITE_IDLE = "idle"
-# Sessions restored (or transcripts attached) per event-loop iteration: a start-up with
-# thousands of sessions never holds the loop for long.
+# Sessions restored per event-loop iteration: a start-up with thousands of sessions never
+# holds the loop for long.
 RESTORE_CHUNK = 250
 # Seconds an agent that unloads waits for its turns in flight beyond their own time limit.
 TURN_WAIT_MARGIN = 5.0
@@ -139,8 +138,7 @@ class SessionTracker:
         self._agent_id: str | None = None
         self._unsub_stop: CALLBACK_TYPE | None = None
         self._closed = False
-        self._transcripts_task: asyncio.Task[None] | None = None
-        self.store = SessionStore(hass, entry_id, self._snapshot)
+        self.store = SessionStore(hass, entry_id, self._sessions.values)
 
     # --- life-cycle -------------------------------------------------------
 
@@ -172,43 +170,29 @@ class SessionTracker:
         if self._unsub_stop is not None:
             self._unsub_stop()
             self._unsub_stop = None
-        await self.async_transcripts_loaded()
         await self.store.async_shutdown()
 
     async def _async_restore(self) -> None:
-        """Rebuild sessions from the index, arm their timers, then read the transcripts.
+        """Take over the sessions the store restored and arm their timers.
 
-        The index is small and read first; the transcripts (tens of megabytes with
-        thousands of sessions) are read afterwards in the background (see storage.py).
+        The store reads the small index first and the transcripts afterwards, in the
+        background (see storage.py): the timers run while tens of megabytes are read.
         """
-        index = await self.store.async_load_index(self.timeout, self.max_turns)
-        live, ran_out = index.live, index.ran_out
-        stored: StoredTranscripts | None = None
-        if index.index_stale:
-            # The last index write failed after its transcripts were written: sessions the
-            # newer transcripts file no longer lists were cleared or expired since.
-            stored = await self.store.async_load_transcripts(self.max_turns)
-            live = [s for s in live if s.conversation_id in stored.by_id]
-            ran_out = [s for s in ran_out if s.conversation_id in stored.by_id]
-        for number, session in enumerate(live, 1):
+        restored = await self.store.async_restore(self.timeout, self.max_turns)
+        for number, session in enumerate(restored.live, 1):
             self._add(session)
             self._arm(session)
             if number % RESTORE_CHUNK == 0:
                 await asyncio.sleep(0)
-        if stored is not None:
-            await self._async_attach(stored)
-        elif live and not index.transcripts_inline:
-            self._transcripts_task = self.hass.async_create_background_task(
-                self._async_load_transcripts(), f"{DOMAIN} transcripts {self.entry_id}"
-            )
-            self.store.hold_writes_until(self._transcripts_task)
+        self.store.async_read_transcripts()
+        ran_out = restored.ran_out
         LOGGER.debug(
             "Restored %d session(s); %d ran out while stopped, %d duplicate(s) dropped",
             len(self._sessions),
             len(ran_out),
-            index.duplicates,
+            restored.duplicates,
         )
-        if ran_out or index.problems or index.duplicates or index.transcripts_inline:
+        if restored.rewrite:
             self.store.async_schedule_save()
         if ran_out:
 
@@ -219,31 +203,9 @@ class SessionTracker:
 
             self._unsubs.append(async_at_started(self.hass, _announce))
 
-    async def _async_load_transcripts(self) -> None:
-        """Read the stored transcripts and give each restored session its own."""
-        await self._async_attach(await self.store.async_load_transcripts(self.max_turns))
-
-    async def _async_attach(self, stored: StoredTranscripts) -> None:
-        """Put stored transcripts in front of what sessions recorded since start-up."""
-        for number, (conversation_id, (recap, exchanges, pending)) in enumerate(
-            stored.by_id.items(), 1
-        ):
-            if number % RESTORE_CHUNK == 0:
-                await asyncio.sleep(0)
-            if (session := self._sessions.get(conversation_id)) is None:
-                continue
-            if exchanges is not None:
-                session.attach_stored(exchanges)
-            if session.recap is None:
-                session.recap = recap
-                session.recap_pending = (*pending, *session.recap_pending)
-        if stored.problems or stored.unreadable:
-            self.store.async_schedule_save()
-
     async def async_transcripts_loaded(self) -> None:
         """Wait until the stored transcripts are attached (at once after start-up)."""
-        if (task := self._transcripts_task) is not None and not task.done():
-            await asyncio.wait([task])
+        await self.store.async_transcripts_loaded()
 
     # --- queries ----------------------------------------------------------
 
@@ -302,11 +264,13 @@ class SessionTracker:
             # Never another person's session by its id: when both users are known and
             # differ, the id is treated as unknown (and not reused for a new session).
             if session.user_id is None or user_id is None or session.user_id == user_id:
+                _join(session, user_id)
                 self._touch(session)
                 return session
             conversation_id = None
         key = session_key_for(self.scope, device_id, satellite_id, user_id)
         if key is not None and (session := self._by_key.get(key)):
+            _join(session, user_id)
             self._touch(session)
             return session
         conversation_id = conversation_id or ulid_now()
@@ -321,6 +285,7 @@ class SessionTracker:
             last_activity=now,
             expires_at=now + self.timeout,
             max_turns=self.max_turns,
+            participants=(user_id,) if user_id else (),
         )
         self._add(session)
         self._arm(session)
@@ -355,7 +320,8 @@ class SessionTracker:
         """Move the `count` oldest exchanges to those waiting for the summary."""
         leaving = [session.transcript.popleft() for _ in range(min(count, len(session.transcript)))]
         if self.summarize:
-            session.recap_pending = (*session.recap_pending, *leaving)[-RECAP_PENDING_MAX:]
+            # All of them: what waits for the summary is never dropped (see recap.py).
+            session.recap_pending = (*session.recap_pending, *leaving)
 
     @callback
     def async_set_recap(self, session: Session, recap: str, covered: int) -> None:
@@ -573,16 +539,11 @@ class SessionTracker:
             ):
                 self._touch(session)
 
-    def _snapshot(self) -> Snapshot:
-        """Capture what is written to disk (serialized later, in the executor)."""
-        sessions = self._sessions.values()
-        return Snapshot(
-            rows=[session.index_row() for session in sessions],
-            transcripts=[
-                (s.conversation_id, s.recap, s.transcript_to_store(), s.recap_pending)
-                for s in sessions
-            ],
-        )
+
+def _join(session: Session, user_id: str | None) -> None:
+    """Remember a signed-in user whose turn continues a session (saved with its touch)."""
+    if user_id is not None and user_id not in session.participants:
+        session.participants = (*session.participants, user_id)
 
 
 _EVENTS = {
