@@ -72,6 +72,9 @@ class Measured:
     follow_up_evaluated: list[int] = field(default_factory=list)
     warm_ups: list[int] = field(default_factory=list)
     warm_up_evaluated: list[int] = field(default_factory=list)
+    # The server's time to read the turn's prompt, and a warm-up's, in ms (its log).
+    prompt_ms: list[float] = field(default_factory=list)
+    warm_up_prompt_ms: list[float] = field(default_factory=list)
 
 
 async def _async_evict(upstream: str) -> None:
@@ -162,6 +165,8 @@ async def _async_run(
     into.follow_up_evaluated.append(sum(e.evaluated or 0 for e in follow_up_requests))
     into.warm_ups.append(len(warm_ups))
     into.warm_up_evaluated.append(sum(e.evaluated or 0 for e in warm_ups))
+    into.prompt_ms.append(sum(e.prompt_ms or 0 for e in turns))
+    into.warm_up_prompt_ms.extend(e.prompt_ms or 0 for e in warm_ups)
 
 
 async def async_measure(runs: int, log_path: Any) -> tuple[Measured, Measured]:
@@ -229,14 +234,16 @@ def report(warm: Measured, cold: Measured) -> str:
         f"{median(cold.first_text) * 1000:,.0f} ms | ≤ {TARGET_RATIO}× a follow-up's "
         f"({follow_up * 1000:,.0f} ms) | {'yes' if ratio <= TARGET_RATIO else '**no**'} "
         f"({ratio:.2f}×) |",
-        f"| i. same, prompt tokens the server evaluated for the turn's request (median) | "
-        f"{median(warm.evaluated):,.0f} | {median(cold.evaluated):,.0f} | — | — |",
+        f"| i. same, prompt tokens the server evaluated for the turn's request / its time to "
+        f"read them (median) | {median(warm.evaluated):,.0f} / {median(warm.prompt_ms):,.0f} ms"
+        f" | {median(cold.evaluated):,.0f} / {median(cold.prompt_ms):,.0f} ms | — | — |",
         f"| i. follow-up with the same words: first streamed text / prompt tokens evaluated "
         f"(median) | {median(warm.follow_up_text) * 1000:,.0f} ms / "
         f"{median(warm.follow_up_evaluated):,.0f} | {median(cold.follow_up_text) * 1000:,.0f} ms"
         f" / {median(cold.follow_up_evaluated):,.0f} | — | — |",
-        f"| i. extra requests per first turn (warm-ups) / prompt tokens a warm-up evaluated "
-        f"(median) | {max(warm.warm_ups)} / {median(warm.warm_up_evaluated):,.0f} | "
+        f"| i. extra requests per first turn (warm-ups) / prompt tokens a warm-up evaluated, "
+        f"and its time (median) | {max(warm.warm_ups)} / {median(warm.warm_up_evaluated):,.0f}"
+        f" in {median(warm.warm_up_prompt_ms or [0]):,.0f} ms | "
         f"{max(cold.warm_ups)} / — | ≤ 1, and 0 without a satellite event | "
         f"{'yes' if max(warm.warm_ups) <= 1 and max(cold.warm_ups) == 0 else '**no**'} |",
     ]
