@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
@@ -16,6 +18,8 @@ from .const import (
     CONF_BASE_URL,
     CONF_HISTORY_MAX_TURNS,
     CONF_HISTORY_SUMMARY,
+    CONF_MEMORY,
+    CONF_MEMORY_PROMPT_TOKENS,
     DOMAIN,
     Backend,
 )
@@ -23,10 +27,16 @@ from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
 from .lasting import async_drop_lasting_state, lasting_state
 from .local_turns import LocalTurnWatcher
+from .notebook import async_hold_notebook, async_release_notebook, open_notebook
+from .notes_actions import async_setup_memory_services
+from .notes_api import async_register_memory_api
+from .notes_extraction import NoteExtractor
+from .notes_prompt import AgentNotes
+from .notes_store import async_remove_notes_file
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
-from .settings import entry_settings, session_scope, session_timeout
+from .settings import entry_settings, memory_entry_ids, session_scope, session_timeout
 from .storage import async_remove_stored
 from .tracker import SessionTracker
 
@@ -35,8 +45,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services (they exist even while no agent is loaded)."""
+    """Register the actions and the memory LLM API (they exist even while no agent is loaded)."""
     async_setup_services(hass)
+    async_setup_memory_services(hass)
+    async_register_memory_api(hass)
     return True
 
 
@@ -54,24 +66,41 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     )
     backend: AgentBackend
     recaps: RecapMaker | None = None
+    extractor: NoteExtractor | None = None
+    client: ModelClient | None = None
     if settings[CONF_BACKEND] == Backend.OPENAI:
         client = ModelClient(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
         await client.async_check()
-        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client)
+    notes: AgentNotes | None = None
+    if settings[CONF_MEMORY]:
+        notebook = await async_hold_notebook(hass, memory_entry_ids(hass))
+        entry.async_on_unload(partial(async_release_notebook, hass))
+        notes = AgentNotes(hass, notebook, entry.entry_id, int(settings[CONF_MEMORY_PROMPT_TOKENS]))
+        if client is not None:
+            extractor = NoteExtractor(hass, notebook, entry.entry_id, client, settings)
+    if client is not None:
+        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client, notes)
         if tracker.summarize:
             recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
             entry.async_on_unload(recaps.async_stop)
         backend = model_backend
     else:
         conversations = lasting.delegate_conversations
-        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id, conversations)
+        backend = DelegateBackend(
+            hass, settings[CONF_AGENT_ID], entry.entry_id, conversations, notes
+        )
         conversations.async_attach(tracker)
         entry.async_on_unload(conversations.async_detach)
     await tracker.async_start()
     entry.async_on_unload(tracker.async_shutdown)
+    if notes is not None:
+        entry.async_on_unload(notes.async_attach(tracker))
+    if extractor is not None:
+        extractor.async_start(tracker)
+        entry.async_on_unload(extractor.async_stop)
     watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
     entry.async_on_unload(watcher.async_stop)
-    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps)
+    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps, notes=notes)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -89,6 +118,14 @@ async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
-    """Delete every file holding the agent's sessions and transcripts, and its repairs."""
+    """Delete every file holding the agent's sessions and transcripts, and its repairs.
+
+    The household's notes go with the last agent that has memory on.
+    """
     async_drop_lasting_state(hass, entry.entry_id)
     await async_remove_stored(hass, entry.entry_id)
+    if (notebook := open_notebook(hass)) is not None:
+        notebook.async_drop_pending(lambda pending: pending.entry_id == entry.entry_id)
+        notebook.async_drop_frames(lambda key: key[0] == entry.entry_id)
+    elif not memory_entry_ids(hass) - {entry.entry_id}:
+        await async_remove_notes_file(hass)

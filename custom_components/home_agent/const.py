@@ -88,3 +88,22 @@ DEFAULT_HISTORY_SUMMARY: Final = True
 RECAP_IDLE_DELAY: Final = 30.0
 # Exchanges waiting to be summarized at most (older ones are dropped unsummarized).
 RECAP_PENDING_MAX: Final = 20
+
+# Household memory (off by default, per agent): notes kept across sessions.
+CONF_MEMORY: Final = "memory"
+CONF_MEMORY_PROMPT_TOKENS: Final = "memory_prompt_tokens"
+DEFAULT_MEMORY: Final = False
+DEFAULT_MEMORY_PROMPT_TOKENS: Final = 300
+MIN_MEMORY_PROMPT_TOKENS: Final = 0
+MAX_MEMORY_PROMPT_TOKENS: Final = 2000
+# The LLM API through which models (Home Agent's and other agents') use the notes.
+MEMORY_API_ID: Final = "home_agent_memory"
+MEMORY_API_NAME: Final = "Home Agent memory"
+
+EVENT_MEMORY_ADDED: Final = "home_agent_memory_added"
+EVENT_MEMORY_UPDATED: Final = "home_agent_memory_updated"
+EVENT_MEMORY_FORGOTTEN: Final = "home_agent_memory_forgotten"
+
+SERVICE_REMEMBER: Final = "remember"
+SERVICE_FORGET: Final = "forget"
+SERVICE_LIST_MEMORIES: Final = "list_memories"

@@ -29,10 +29,11 @@ from .const import (
 from .llm_tools import async_get_toolbox
 from .memory import exchange_json, json_text, live_messages, with_facts
 from .metrics import TurnStats
+from .notes_prompt import AgentNotes
 from .prompt import async_system_prompt, async_turn_facts
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
-from .settings import llm_api_ids
+from .settings import llm_api_ids, model_api_ids
 from .token_budget import TokenEstimator, exchanges_over_budget
 from .tracker import SessionTracker
 
@@ -49,8 +50,9 @@ class OpenAICompatibleBackend:
         settings: Mapping[str, Any],
         tracker: SessionTracker,
         client: ModelClient | None = None,
+        notes: AgentNotes | None = None,
     ) -> None:
-        """Remember the endpoint settings, the sessions' tracker and the endpoint's client."""
+        """Remember the settings, the sessions' tracker, the client and the notes (memory on)."""
         self._hass = hass
         self._settings = settings
         self._tracker = tracker
@@ -58,6 +60,7 @@ class OpenAICompatibleBackend:
             hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
         )
         self.estimator = TokenEstimator()
+        self.notes = notes
 
     @property
     def can_act(self) -> bool:
@@ -73,13 +76,16 @@ class OpenAICompatibleBackend:
         """Answer one turn into the chat log, running Home Assistant tools as the model asks."""
         stats = TurnStats()
         context = llm_context(DOMAIN, user_input)
-        toolbox = await async_get_toolbox(self._hass, llm_api_ids(self._settings), context)
+        toolbox = await async_get_toolbox(self._hass, model_api_ids(self._settings), context)
         system_prompt = await async_system_prompt(
             self._hass,
             self._settings[CONF_PROMPT],
             context,
             api_prompts=toolbox.prompts,
             extra_system_prompt=user_input.extra_system_prompt,
+            notes=self.notes.async_section(session, user_input.context.user_id)
+            if self.notes
+            else "",
         )
         # The chat log runs the tools and shows the turn in the Assist debug view.
         chat_log.llm_api = toolbox.api_instance(context)
