@@ -244,6 +244,8 @@ class Satellite:
 
     async def say(self, text: str) -> PipelineRun:
         """Run the intent stage for `text`; return the run's events."""
+        if "assist_pipeline" not in self.hass.config.components:
+            await async_setup_assist_pipeline(self.hass)
         events: list[dict[str, Any]] = []
 
         def on_event(event: PipelineEvent) -> None:

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 import json
 from typing import Any, Literal
 
-from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
@@ -189,10 +190,18 @@ class NoteExtractor:
         self._unsubs = [
             tracker.async_add_listener(self._async_session_changed),
             self._notebook.async_add_drop_listener(self._async_dropped),
+            # Agents are not unloaded when Home Assistant stops; nothing may linger.
+            self._hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._async_stopping),
         ]
         for pending in list(self._notebook.pending.values()):
             if pending.entry_id == self._entry_id:
                 self._schedule(pending, START_DELAY)
+
+    @callback
+    def _async_stopping(self, _event: Event) -> None:
+        """Stop with Home Assistant (the listener is used up)."""
+        self._unsubs.pop()
+        self.async_stop()
 
     @callback
     def async_stop(self) -> None:
@@ -241,9 +250,7 @@ class NoteExtractor:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        self._timers[pending.id] = async_call_later(
-            self._hass, delay, HassJob(_async_due, "home_agent_extraction", cancel_on_shutdown=True)
-        )
+        self._timers[pending.id] = async_call_later(self._hass, delay, _async_due)
 
     async def _async_extract(self, pending: PendingExtraction) -> None:
         """Ask the model once; keep what holds, or try again later."""

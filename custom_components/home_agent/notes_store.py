@@ -204,8 +204,9 @@ class NotesStore:
         await self.async_flush()
 
     async def _async_final_write(self, _event: Event) -> None:
-        """Write what is pending before Home Assistant stops."""
+        """Write what is pending before Home Assistant stops; nothing is written after it."""
         self._unsub_final_write = None
+        self._closed = True
         if self._unsub_timer is not None:
             await self.async_flush()
 
