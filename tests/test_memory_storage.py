@@ -1,0 +1,229 @@
+"""The household's notes on disk: private, crash-safe, kept aside when unreadable, deleted last."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import errno
+import json
+import stat
+from typing import Any
+from unittest.mock import patch
+
+import atomicwrites
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.home_agent.const import CONF_MEMORY, DOMAIN, SAVE_RETRY_DELAY
+
+from .helpers import setup_entry
+from .household import MEMORY_OPTIONS, act, async_saved, listed, notes_file, remember, stored
+
+COFFEE = "Bob takes his coffee black."
+HEATER = "The guest room heater must never go above 20 degrees."
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    """Return the options of a delegating agent with memory on."""
+    return dict(MEMORY_OPTIONS)
+
+
+def memory_agent(hass: HomeAssistant, title: str, **options: Any) -> MockConfigEntry:
+    """Add another delegating agent (memory on unless told otherwise)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        data={"backend": "agent"},
+        options={**MEMORY_OPTIONS, "agent_id": "conversation.home_assistant", **options},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_the_file_is_private_versioned_and_holds_no_more_than_the_notes(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Written within the save delay, readable by Home Assistant's user only."""
+    await remember(hass, COFFEE)
+    assert stored(hass) == b""
+
+    await async_saved(hass, freezer)
+
+    path = notes_file(hass)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    envelope = json.loads(path.read_bytes())
+    assert (envelope["version"], envelope["key"]) == (1, "home_agent.memory")
+    assert [row[1] for row in envelope["data"]["notes"]] == [COFFEE]
+    assert not list(path.parent.glob("*.tmp"))
+
+
+async def test_notes_outlive_a_reload_and_a_restart(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """An option change reloads the agent: the notes are read back from disk."""
+    await remember(hass, COFFEE)
+    hass.config_entries.async_update_entry(
+        setup_integration, options={**MEMORY_OPTIONS, "session_timeout": 600}
+    )
+    await hass.async_block_till_done()
+
+    assert setup_integration.state is ConfigEntryState.LOADED
+    assert await listed(hass) == [COFFEE]
+
+
+async def test_turning_memory_off_keeps_the_notes_for_later(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Off: the actions refuse and the notes stay on disk; on again: they are back."""
+    await remember(hass, COFFEE)
+    hass.config_entries.async_update_entry(
+        setup_integration, options={**MEMORY_OPTIONS, CONF_MEMORY: False}
+    )
+    await hass.async_block_till_done()
+    assert COFFEE.encode() in stored(hass)
+    with pytest.raises(Exception, match="No Home Agent agent with household memory"):
+        await listed(hass)
+
+    hass.config_entries.async_update_entry(setup_integration, options=MEMORY_OPTIONS)
+    await hass.async_block_till_done()
+    assert await listed(hass) == [COFFEE]
+
+
+async def test_removing_the_last_agent_with_memory_deletes_the_file(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """One agent with memory gone: the notes stay for the other; the last one takes them."""
+    other = memory_agent(hass, "Second agent")
+    without = memory_agent(hass, "No memory", **{CONF_MEMORY: False})
+    await setup_entry(hass, other)
+    await setup_entry(hass, without)
+    await remember(hass, COFFEE)
+    await async_saved(hass, freezer)
+    aside = notes_file(hass).with_name(f"{notes_file(hass).name}.unreadable.20260101T000000")
+    aside.write_text("an old copy")
+
+    assert await hass.config_entries.async_remove(setup_integration.entry_id)
+    assert notes_file(hass).exists()
+    assert await listed(hass) == [COFFEE]
+
+    assert await hass.config_entries.async_remove(other.entry_id)
+    await hass.async_block_till_done()
+    assert not notes_file(hass).exists()
+    assert not aside.exists()
+    assert without.state is ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"{ not json", id="invalid-json"),
+        pytest.param(json.dumps({"version": 7, "data": {}}).encode(), id="newer-version"),
+        pytest.param(json.dumps({"version": 1}).encode(), id="no-data"),
+    ],
+)
+async def test_an_unreadable_file_is_kept_aside_and_reported(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+    content: bytes,
+) -> None:
+    """The agent starts without notes; the file is copied aside as it was; a repair says so."""
+    path = notes_file(hass)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+    await setup_entry(hass, config_entry)
+
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert await listed(hass) == []
+    (aside,) = path.parent.glob(f"{path.name}.unreadable.*")
+    assert aside.read_bytes() == content
+    issue = issue_registry.async_get_issue(DOMAIN, "memory_unreadable")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["path"] == str(aside)
+    await remember(hass, COFFEE)
+    await async_saved(hass, freezer)
+    assert COFFEE.encode() in stored(hass)
+
+
+async def test_one_bad_record_keeps_the_others(
+    hass: HomeAssistant, config_entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A damaged note is left out (and said where, never what); the rest load."""
+    good = [
+        "a1b2c3d4e5",
+        COFFEE,
+        None,
+        "action",
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:00+00:00",
+        0,
+        None,
+        False,
+    ]
+    path = notes_file(hass)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "minor_version": 1,
+                "key": "home_agent.memory",
+                "data": {
+                    "notes": [good, ["x", "", None], [*good[:1], "A secret note.", *good[2:4], 5]],
+                    "frames": [["e", "c", "s", None, "many", []]],
+                    "pending": [{"id": 3}],
+                },
+            }
+        )
+    )
+
+    await setup_entry(hass, config_entry)
+
+    assert await listed(hass) == [COFFEE]
+    issue = issue_registry.async_get_issue(DOMAIN, "memory_unreadable")
+    assert issue is not None
+    reason = issue.translation_placeholders["reason"]
+    assert "note 2" in reason
+    assert "note 3" in reason
+    assert "secret" not in reason
+
+
+async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk refuses once: the notes stay in memory and reach the disk at the next try."""
+    coffee = await remember(hass, COFFEE)
+    await remember(hass, HEATER)
+    await async_saved(hass, freezer)
+    await act(hass, "forget", memory_id=coffee)
+    failures = 0
+    real_replace = atomicwrites._replace_atomic  # type: ignore[attr-defined]
+
+    def failing_once(source: str, destination: str) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, destination)
+
+    with patch.object(atomicwrites, "_replace_atomic", failing_once):
+        await async_saved(hass, freezer)
+        assert failures == 1
+        assert COFFEE.encode() in stored(hass)
+        assert "retrying" in caplog.text
+        freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+
+    assert COFFEE.encode() not in stored(hass)
+    assert HEATER.encode() in stored(hass)
