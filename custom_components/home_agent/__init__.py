@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
@@ -18,8 +16,6 @@ from .const import (
     CONF_BASE_URL,
     CONF_HISTORY_MAX_TURNS,
     CONF_HISTORY_SUMMARY,
-    CONF_MEMORY,
-    CONF_MEMORY_PROMPT_TOKENS,
     DOMAIN,
     Backend,
 )
@@ -27,16 +23,13 @@ from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
 from .lasting import async_drop_lasting_state, lasting_state
 from .local_turns import LocalTurnWatcher
-from .notebook import async_hold_notebook, async_release_notebook, open_notebook
 from .notes_actions import async_setup_memory_services
 from .notes_api import async_register_memory_api
-from .notes_extraction import NoteExtractor
-from .notes_prompt import AgentNotes
-from .notes_store import async_remove_notes_file
+from .notes_setup import async_follow_sessions, async_open_memory, async_remove_memory
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
-from .settings import entry_settings, memory_entry_ids, session_scope, session_timeout
+from .settings import entry_settings, session_scope, session_timeout
 from .storage import async_remove_stored
 from .tracker import SessionTracker
 
@@ -66,20 +59,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     )
     backend: AgentBackend
     recaps: RecapMaker | None = None
-    extractor: NoteExtractor | None = None
     client: ModelClient | None = None
     if settings[CONF_BACKEND] == Backend.OPENAI:
         client = ModelClient(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
         await client.async_check()
-    notes: AgentNotes | None = None
-    if settings[CONF_MEMORY]:
-        notebook = await async_hold_notebook(hass, memory_entry_ids(hass))
-        entry.async_on_unload(partial(async_release_notebook, hass))
-        notes = AgentNotes(hass, notebook, entry.entry_id, int(settings[CONF_MEMORY_PROMPT_TOKENS]))
-        if client is not None:
-            extractor = NoteExtractor(hass, notebook, entry.entry_id, client, settings)
+    memory = await async_open_memory(hass, entry, settings, client)
     if client is not None:
-        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client, notes)
+        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client, memory.notes)
         if tracker.summarize:
             recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
             entry.async_on_unload(recaps.async_stop)
@@ -87,20 +73,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     else:
         conversations = lasting.delegate_conversations
         backend = DelegateBackend(
-            hass, settings[CONF_AGENT_ID], entry.entry_id, conversations, notes
+            hass, settings[CONF_AGENT_ID], entry.entry_id, conversations, memory.notes
         )
         conversations.async_attach(tracker)
         entry.async_on_unload(conversations.async_detach)
     await tracker.async_start()
     entry.async_on_unload(tracker.async_shutdown)
-    if notes is not None:
-        entry.async_on_unload(notes.async_attach(tracker))
-    if extractor is not None:
-        extractor.async_start(tracker)
-        entry.async_on_unload(extractor.async_stop)
+    async_follow_sessions(entry, tracker, memory)
     watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
     entry.async_on_unload(watcher.async_stop)
-    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps, notes=notes)
+    entry.runtime_data = HomeAgentData(
+        tracker=tracker,
+        backend=backend,
+        recaps=recaps,
+        notes=memory.notes,
+        extractor=memory.extractor,
+    )
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -124,8 +112,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
     """
     async_drop_lasting_state(hass, entry.entry_id)
     await async_remove_stored(hass, entry.entry_id)
-    if (notebook := open_notebook(hass)) is not None:
-        notebook.async_drop_pending(lambda pending: pending.entry_id == entry.entry_id)
-        notebook.async_drop_frames(lambda key: key[0] == entry.entry_id)
-    elif not memory_entry_ids(hass) - {entry.entry_id}:
-        await async_remove_notes_file(hass)
+    await async_remove_memory(hass, entry.entry_id)
