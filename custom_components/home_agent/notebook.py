@@ -60,9 +60,12 @@ HOUSEHOLD = Viewer()
 EVERYONE = Viewer(everything=True)
 
 
-def ranking(note: Note) -> tuple[bool, int, float, str]:
-    """Return a note's place among notes: rules first, then most used, then newest."""
-    return (not note.rule, -note.uses, -note.updated_at.timestamp(), note.id)
+def ranking(note: Note) -> tuple[bool, int, float]:
+    """Return a note's place among notes: rules first, then most used, then newest.
+
+    Sorts are stable: notes that tie keep the order they were written in.
+    """
+    return (not note.rule, -note.uses, -note.updated_at.timestamp())
 
 
 class Notebook:
@@ -72,7 +75,8 @@ class Notebook:
         """Start empty; `async_load` reads the file."""
         self.hass = hass
         self.notes: dict[str, Note] = {}
-        self.index = NoteIndex()
+        # Built on the first search (start-up does not wait for it), then kept up to date.
+        self._index: NoteIndex | None = None
         self.frames: dict[FrameKey, Frame] = {}
         self.pending: dict[str, PendingExtraction] = {}
         self.store = NotesStore(hass, self._snapshot)
@@ -88,7 +92,6 @@ class Notebook:
         for note in self.notes.values():
             if note.superseded_by is not None and note.superseded_by not in self.notes:
                 note.superseded_by = None
-        self.index.add_many((note.id, note.text) for note in self.notes.values() if note.active)
         self.frames = {key: f for key, f in stored.frames.items() if key[0] in known_entries}
         self.pending = {p.id: p for p in stored.pending if p.entry_id in known_entries}
         if len(self.frames) != len(stored.frames) or len(self.pending) != len(stored.pending):
@@ -113,6 +116,14 @@ class Notebook:
     def active_count(self) -> int:
         """Return how many notes are current (what an agent can use)."""
         return sum(1 for note in self.notes.values() if note.active)
+
+    @property
+    def index(self) -> NoteIndex:
+        """Return the search index of the current notes (built when first needed)."""
+        if self._index is None:
+            self._index = NoteIndex()
+            self._index.add_many((n.id, n.text) for n in self.notes.values() if n.active)
+        return self._index
 
     def search(self, query: str, viewer: Viewer, limit: int) -> list[Note]:
         """Return up to `limit` current notes the viewer may see, best match first."""
@@ -165,10 +176,12 @@ class Notebook:
             rule=rule,
         )
         self.notes[note.id] = note
-        self.index.add(note.id, note.text)
+        if self._index is not None:
+            self._index.add(note.id, note.text)
         if replaces is not None:
             replaces.superseded_by = note.id
-            self.index.remove(replaces.id, replaces.text)
+            if self._index is not None:
+                self._index.remove(replaces.id, replaces.text)
             if not keep_replaced:
                 self._remove(replaces)
         self._changed()
@@ -221,8 +234,8 @@ class Notebook:
 
     def _remove(self, note: Note) -> None:
         """Take a note out of memory and the index; a newer note stays current."""
-        if self.notes.pop(note.id, None) is not None:
-            self.index.remove(note.id, note.text)
+        if self.notes.pop(note.id, None) is not None and self._index is not None:
+            self._index.remove(note.id, note.text)
 
     @callback
     def async_drop_pending(self, match: Callable[[PendingExtraction], bool]) -> None:

@@ -101,9 +101,9 @@ def normalize_text(text: str) -> str:
 # What a secret is called (English and a few neighbours) and long digit runs: a model's
 # note is refused when it looks like one, whatever the model was told.
 _SECRET_WORDS = re.compile(
-    r"\b(pass(word|wort|code|phrase)?s?|pins?|pin[- ]?codes?|codes?|combinations?|secrets?"
-    r"|tokens?|credentials?|logins?|api[- ]?keys?|mot de passe|contraseñas?|wachtwoord"
-    r"|kennwort|geheimzahl|iban|cvv|cvc)\b",
+    r"\b(pass(word|wort|code|phrase)s?|pins?|pin[- ]?codes?|codes?|combinations?"
+    r"|credentials?|api[- ]?keys?|mot de passe|contraseñas?|wachtwoord|kennwort"
+    r"|geheimzahl|iban|cvv|cvc)\b",
     re.IGNORECASE,
 )
 _LONG_NUMBER = re.compile(r"\d(?:[\s-]?\d){5,}")

@@ -146,8 +146,8 @@ class NoteIndex:
     ) -> list[tuple[str, float]]:
         """Return up to `limit` (note id, score) pairs best first, among the `allowed` ones.
 
-        Equal scores are ordered by id (the same order every time); notes that share no
-        word with the query are never returned.
+        Equal scores keep the order the notes were indexed in (the same every time); notes
+        that share no word with the query are never returned.
         """
         if not self._lengths:
             return []
@@ -163,6 +163,6 @@ class NoteIndex:
                 scores[note_id] = scores.get(note_id, 0.0) + idf * tf * (K1 + 1) / (tf + norm)
         ranked = sorted(
             ((note_id, score) for note_id, score in scores.items() if allowed(note_id)),
-            key=lambda item: (-item[1], item[0]),
+            key=lambda item: -item[1],
         )
         return ranked[:limit]
