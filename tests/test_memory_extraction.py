@@ -351,3 +351,35 @@ async def test_turns_home_assistant_answered_alone_make_no_request(
     await later(hass, freezer, 3601)
 
     assert extractions(fake_openai) == []
+
+
+async def test_turning_memory_off_drops_what_waits_to_be_extracted(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Another agent keeps the notes; what this one's sessions said leaves the disk."""
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        title="Delegating agent",
+        data={"backend": "agent", "agent_id": "conversation.home_assistant"},
+        options=dict(MEMORY_OPTIONS),
+    )
+    other.add_to_hass(hass)
+    await setup_entry(hass, other)
+    await kitchen(hass).say(SAID)
+    fake_openai.status(503)
+    await later(hass, freezer, 3601)
+    await async_saved(hass, freezer)
+    assert SAID.encode() in stored(hass)
+
+    hass.config_entries.async_update_entry(
+        setup_integration, options={**MEMORY_OPTIONS, "memory": False}
+    )
+    await hass.async_block_till_done()
+    await later(hass, freezer, 86400)
+
+    assert len(extractions(fake_openai)) == 1
+    await async_saved(hass, freezer)
+    assert SAID.encode() not in stored(hass)

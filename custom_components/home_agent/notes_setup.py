@@ -39,8 +39,13 @@ async def async_open_memory(
     settings: Mapping[str, Any],
     client: ModelClient | None,
 ) -> AgentMemory:
-    """Hold the notebook for an agent with memory on (released when it unloads)."""
+    """Hold the notebook for an agent with memory on (released when it unloads).
+
+    An agent whose memory was turned off leaves nothing behind: what it kept for its
+    sessions goes (the notes stay for the agents that still have memory, or for later).
+    """
     if not settings[CONF_MEMORY]:
+        _async_drop_agent(hass, entry.entry_id)
         return AgentMemory()
     notebook = await async_hold_notebook(hass, memory_entry_ids(hass))
     entry.async_on_unload(partial(async_release_notebook, hass))
@@ -66,8 +71,17 @@ def async_follow_sessions(
 
 async def async_remove_memory(hass: HomeAssistant, entry_id: str) -> None:
     """Forget what a removed agent kept; delete the notes with the last agent with memory."""
-    if (notebook := open_notebook(hass)) is not None:
-        notebook.async_drop_pending(lambda pending: pending.entry_id == entry_id)
-        notebook.async_drop_frames(lambda key: key[0] == entry_id)
-    elif not memory_entry_ids(hass) - {entry_id}:
+    if not _async_drop_agent(hass, entry_id) and not memory_entry_ids(hass) - {entry_id}:
         await async_remove_notes_file(hass)
+
+
+def _async_drop_agent(hass: HomeAssistant, entry_id: str) -> bool:
+    """Drop an agent's pending extractions and session notes; False if nothing is open.
+
+    (What the file holds of an agent without memory is dropped when it is next read.)
+    """
+    if (notebook := open_notebook(hass)) is None:
+        return False
+    notebook.async_drop_pending(lambda pending: pending.entry_id == entry_id)
+    notebook.async_drop_frames(lambda key: key[0] == entry_id)
+    return True
