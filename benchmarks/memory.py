@@ -93,6 +93,7 @@ from custom_components.home_agent.notes_store import (
     note_row,
 )
 from tests.fake_openai import TURN_FACTS, FakeOpenAI, Recorded
+from tests.memory.household import prompt_notes
 from tests.pipeline_runs import Satellite
 
 from . import household as script
@@ -314,18 +315,6 @@ def _found(results: list[tuple[str, Any]], text: str) -> str | None:
         ),
         None,
     )
-
-
-def prompt_notes(system_prompt: str) -> list[str]:
-    """Return the notes of a system prompt's notes section."""
-    if NOTES_HEADER not in system_prompt:
-        return []
-    notes = []
-    for line in system_prompt.split(NOTES_HEADER, 1)[1].split("\n")[1:]:
-        if not line.startswith("- "):
-            break
-        notes.append(line[2:])
-    return notes
 
 
 # --- the baselines' memory policies ------------------------------------------

@@ -7,23 +7,16 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-import pytest
 from pytest_homeassistant_custom_component.common import MockUser, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from .delegates import ChatLogAgent, async_setup_delegating_to
-from .helpers import AGENT_ENTITY_ID, make_device
-from .household import MEMORY_OPTIONS, async_people, listed, prompt_notes, remember
-from .pipeline_runs import Satellite, async_voice
+from ..delegates import ChatLogAgent, async_setup_delegating_to
+from ..helpers import AGENT_ENTITY_ID, make_device
+from ..pipeline_runs import Satellite, async_voice
+from .household import async_people, listed, prompt_notes, remember
 
 HEATER = "The guest room heater must never go above 20 degrees."
 PARTY = "Ada's surprise party for Bob is on 3 May."
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of an agent with memory on."""
-    return dict(MEMORY_OPTIONS)
 
 
 async def test_an_llm_delegate_gets_the_notes_in_an_unchanging_prompt(

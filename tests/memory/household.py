@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.notes_prompt import NOTES_HEADER
 from custom_components.home_agent.notes_store import NOTES_KEY
+
+from ..fake_openai import FakeOpenAI
+from ..helpers import AGENT_ENTITY_ID, make_device
+from ..pipeline_runs import Satellite
 
 MEMORY_OPTIONS: dict[str, Any] = {
     CONF_SESSION_TIMEOUT: 3600,
@@ -89,11 +94,20 @@ def stored(hass: HomeAssistant) -> bytes:
     return path.read_bytes() if path.exists() else b""
 
 
+async def async_later(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Let time pass; wait for what fell due, background work (extractions) included.
+
+    A second more passes after that, for what the first wave scheduled at once.
+    """
+    for step in (seconds, 1):
+        freezer.tick(timedelta(seconds=step))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
 async def async_saved(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
     """Let the save delay pass, so what changed is on disk."""
-    freezer.tick(timedelta(seconds=SAVE_DELAY + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_later(hass, freezer, SAVE_DELAY)
 
 
 def prompt_notes(system_prompt: str) -> list[str]:
@@ -106,3 +120,17 @@ def prompt_notes(system_prompt: str) -> list[str]:
             break
         notes.append(line[2:])
     return notes
+
+
+def voice_satellite(hass: HomeAssistant, name: str) -> Satellite:
+    """Return a voice satellite (no user) named `name`, talking to the agent."""
+    return Satellite(hass, AGENT_ENTITY_ID, make_device(hass, name))
+
+
+def tool_results(fake: FakeOpenAI) -> list[dict[str, Any]]:
+    """Return every tool result the model was sent in the last request, parsed."""
+    return [
+        json.loads(message["content"])
+        for message in fake.chat_requests[-1].messages
+        if message["role"] == "tool"
+    ]

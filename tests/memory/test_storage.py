@@ -19,17 +19,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.home_agent.const import CONF_MEMORY, DOMAIN, SAVE_RETRY_DELAY
 
-from .helpers import setup_entry
+from ..helpers import setup_entry
 from .household import MEMORY_OPTIONS, act, async_saved, listed, notes_file, remember, stored
 
 COFFEE = "Bob takes his coffee black."
 HEATER = "The guest room heater must never go above 20 degrees."
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of a delegating agent with memory on."""
-    return dict(MEMORY_OPTIONS)
 
 
 def memory_agent(hass: HomeAssistant, title: str, **options: Any) -> MockConfigEntry:

@@ -9,12 +9,10 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
     async_capture_events,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -26,36 +24,26 @@ from custom_components.home_agent.notes_extraction import (
     TRY_FOR,
 )
 
-from .fake_openai import FakeOpenAI, Recorded
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, openai_agent_data, setup_entry
+from ..fake_openai import FakeOpenAI, Recorded
+from ..helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from ..pipeline_runs import async_voice
 from .household import (
     MEMORY_OPTIONS,
     act,
+    async_later,
     async_people,
     async_saved,
     listed,
     prompt_notes,
     remember,
     stored,
+    voice_satellite,
 )
-from .pipeline_runs import Satellite, async_voice
 
 COFFEE = "Bob takes his coffee black."
 MILK = "Bob takes his coffee with milk."
 CARLA = "Carla visits on 14 June."
 SAID = "my sister Carla visits on the fourteenth of June"
-
-
-@pytest.fixture
-def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
-    """Return an `openai` agent on the fake server, with the Assist API."""
-    return openai_agent_data(fake_openai.base_url)
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of an agent with memory on."""
-    return dict(MEMORY_OPTIONS)
 
 
 def extractions(fake: FakeOpenAI) -> list[Recorded]:
@@ -82,21 +70,6 @@ def shown_number(request: Recorded, text: str) -> int:
     return int(found.group(1))
 
 
-async def later(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Let time pass; wait for what fell due, background work (extractions) included."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-def kitchen(hass: HomeAssistant) -> Satellite:
-    """Return the kitchen satellite (no user)."""
-    return Satellite(hass, AGENT_ENTITY_ID, make_device(hass, "Kitchen"))
-
-
 async def test_an_expired_session_becomes_notes_with_one_request(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
@@ -106,13 +79,13 @@ async def test_an_expired_session_becomes_notes_with_one_request(
     """What was said and the kept notes, with a schema, in one request; the note lives on."""
     await remember(hass, COFFEE)
     added = async_capture_events(hass, "home_agent_memory_added")
-    satellite = kitchen(hass)
+    satellite = voice_satellite(hass, "Kitchen")
     await satellite.say(SAID)
     await satellite.say("she likes tea")
     fake_openai.reply(notes_reply(proposal(CARLA)))
 
-    await later(hass, freezer, 3601)
-    await later(hass, freezer, 3600)
+    await async_later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3600)
 
     (request,) = extractions(fake_openai)
     assert request.body["response_format"]["type"] == "json_schema"
@@ -138,14 +111,14 @@ async def test_a_cleared_session_is_never_sent_to_the_model_again(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Cleared, then a day passes: no extraction request, nothing stored."""
-    satellite = kitchen(hass)
+    satellite = voice_satellite(hass, "Kitchen")
     await satellite.say(SAID)
     requests = len(fake_openai.chat_requests)
 
     await hass.services.async_call(
         DOMAIN, "clear_conversation", {"device_id": satellite.device_id}, blocking=True
     )
-    await later(hass, freezer, 86400)
+    await async_later(hass, freezer, 86400)
 
     assert len(fake_openai.chat_requests) == requests
     assert await listed(hass) == []
@@ -189,7 +162,7 @@ async def test_every_proposal_is_checked(
     fake_openai.responder = model
     ada = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
     await ada.say("Bob drinks his coffee with milk now, and I like the window seat", None)
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
 
     assert len(extractions(fake_openai)) == 1
     assert await listed(hass, hass_admin_user) == [
@@ -214,10 +187,10 @@ async def test_a_shared_device_never_makes_a_persons_note(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A satellite has no user: a note "about the speaker" is dropped, not made the household's."""
-    await kitchen(hass).say("I am allergic to nuts")
+    await voice_satellite(hass, "Kitchen").say("I am allergic to nuts")
     fake_openai.reply(notes_reply(proposal("The speaker is allergic to nuts.", about="speaker")))
 
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
 
     assert len(extractions(fake_openai)) == 1
     assert "not known" in extractions(fake_openai)[0].messages[1]["content"]
@@ -231,17 +204,17 @@ async def test_a_pending_extraction_survives_a_restart(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The server fails, Home Assistant restarts: the session is still turned into notes."""
-    satellite = kitchen(hass)
+    satellite = voice_satellite(hass, "Kitchen")
     await satellite.say(SAID)
     fake_openai.status(500)
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
     assert len(extractions(fake_openai)) == 1
     assert await listed(hass) == []
 
     async with async_restarted(hass, setup_integration) as (hass2, entry2):
         await setup_entry(hass2, entry2)
         fake_openai.reply(notes_reply(proposal(CARLA)))
-        await later(hass2, freezer, START_DELAY)
+        await async_later(hass2, freezer, START_DELAY)
         assert await listed(hass2) == [CARLA]
         await async_saved(hass2, freezer)
         assert SAID.encode() not in stored(hass2)  # what was said left with the extraction
@@ -256,20 +229,20 @@ async def test_a_failing_server_is_tried_for_a_bounded_time(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Tried again with growing pauses, then given up: what was said leaves the disk."""
-    await kitchen(hass).say(SAID)
+    await voice_satellite(hass, "Kitchen").say(SAID)
     await fake_openai.stop()
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
     await async_saved(hass, freezer)
     assert SAID.encode() in stored(hass)
 
     for delay in (*RETRY_DELAYS, *[RETRY_DELAYS[-1]] * 30):
-        await later(hass, freezer, delay)
+        await async_later(hass, freezer, delay)
     await async_saved(hass, freezer)
 
     assert timedelta(seconds=sum(RETRY_DELAYS) + 30 * RETRY_DELAYS[-1]) > TRY_FOR
     assert SAID.encode() not in stored(hass)
     await fake_openai.start()
-    await later(hass, freezer, 86400)
+    await async_later(hass, freezer, 86400)
     assert extractions(fake_openai) == []
     assert await listed(hass) == []
 
@@ -281,13 +254,13 @@ async def test_forgetting_everything_drops_the_pending_extractions(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Forget all while a session waits to be turned into notes: it never is."""
-    await kitchen(hass).say(SAID)
+    await voice_satellite(hass, "Kitchen").say(SAID)
     fake_openai.status(503)
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
     assert len(extractions(fake_openai)) == 1
 
     assert await act(hass, "forget") == {"forgotten": 0}
-    await later(hass, freezer, 86400)
+    await async_later(hass, freezer, 86400)
 
     assert len(extractions(fake_openai)) == 1
     await async_saved(hass, freezer)
@@ -301,19 +274,19 @@ async def test_a_server_without_json_schemas_is_asked_plainly(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A 400 to the schema: asked again without it, and so from then on."""
-    satellite = kitchen(hass)
+    satellite = voice_satellite(hass, "Kitchen")
     await satellite.say(SAID)
     fake_openai.status(400)  # the streamed request
     fake_openai.status(400)  # and the same unstreamed
     fake_openai.reply(notes_reply(proposal(CARLA)))
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
 
     assert await listed(hass) == [CARLA]
     plain = extractions(fake_openai)[-1]
     assert "response_format" not in plain.body
     await satellite.say("Bob takes his coffee black")
     fake_openai.reply(notes_reply(proposal(COFFEE)))
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
     assert "response_format" not in extractions(fake_openai)[-1].body
     assert await listed(hass) == [CARLA, COFFEE]
 
@@ -325,11 +298,11 @@ async def test_a_reply_that_is_no_json_keeps_nothing_and_is_not_repeated(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A model that answers in prose: nothing stored, the session is done with."""
-    await kitchen(hass).say(SAID)
+    await voice_satellite(hass, "Kitchen").say(SAID)
     fake_openai.reply("Carla visits soon, how lovely!")
 
-    await later(hass, freezer, 3601)
-    await later(hass, freezer, 86400)
+    await async_later(hass, freezer, 3601)
+    await async_later(hass, freezer, 86400)
 
     assert len(extractions(fake_openai)) == 1
     assert await listed(hass) == []
@@ -348,7 +321,7 @@ async def test_turns_home_assistant_answered_alone_make_no_request(
 
     tracker.async_record_turn(session, Exchange("turn on the light", "Turned on", local=True))
 
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
 
     assert extractions(fake_openai) == []
 
@@ -368,9 +341,9 @@ async def test_turning_memory_off_drops_what_waits_to_be_extracted(
     )
     other.add_to_hass(hass)
     await setup_entry(hass, other)
-    await kitchen(hass).say(SAID)
+    await voice_satellite(hass, "Kitchen").say(SAID)
     fake_openai.status(503)
-    await later(hass, freezer, 3601)
+    await async_later(hass, freezer, 3601)
     await async_saved(hass, freezer)
     assert SAID.encode() in stored(hass)
 
@@ -378,7 +351,7 @@ async def test_turning_memory_off_drops_what_waits_to_be_extracted(
         setup_integration, options={**MEMORY_OPTIONS, "memory": False}
     )
     await hass.async_block_till_done()
-    await later(hass, freezer, 86400)
+    await async_later(hass, freezer, 86400)
 
     assert len(extractions(fake_openai)) == 1
     await async_saved(hass, freezer)

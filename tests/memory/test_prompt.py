@@ -2,67 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import CONF_MEMORY_PROMPT_TOKENS
 from custom_components.home_agent.notes_prompt import NOTES_HEADER, note_tokens
 
-from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, openai_agent_data, setup_entry
+from ..fake_openai import FakeOpenAI
+from ..helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from ..pipeline_runs import Satellite, Voice, async_voice
 from .household import (
     MEMORY_OPTIONS,
     act,
+    async_later,
     async_people,
     async_saved,
     prompt_notes,
     remember,
     stored,
+    voice_satellite,
 )
-from .pipeline_runs import Satellite, Voice, async_voice
 
 HEATER = "The guest room heater must never go above 20 degrees."
 COFFEE = "Bob takes his coffee black."
 PARTY = "Ada's surprise party for Bob is on 3 May."
 
 
-@pytest.fixture
-def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
-    """Return an `openai` agent on the fake server, with the Assist API."""
-    return openai_agent_data(fake_openai.base_url)
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of an agent with memory on."""
-    return dict(MEMORY_OPTIONS)
-
-
-def satellite(hass: HomeAssistant, name: str) -> Satellite:
-    """Return a voice satellite (no user) talking to the agent."""
-    return Satellite(hass, AGENT_ENTITY_ID, make_device(hass, name))
-
-
 def last_notes(fake: FakeOpenAI) -> list[str]:
     """Return the notes of the last request's system prompt."""
     return prompt_notes(fake.chat_requests[-1].system_prompt)
-
-
-async def idle(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Let time pass, firing the timers that fell due."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 async def test_a_household_note_reaches_later_sessions_on_other_devices(
@@ -72,7 +46,7 @@ async def test_a_household_note_reaches_later_sessions_on_other_devices(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Written mid-session, a note waits for the next session: another device's, or the next."""
-    kitchen, bedroom = satellite(hass, "Kitchen"), satellite(hass, "Bedroom")
+    kitchen, bedroom = voice_satellite(hass, "Kitchen"), voice_satellite(hass, "Bedroom")
     await kitchen.say("good morning")
     assert last_notes(fake_openai) == []
 
@@ -82,7 +56,7 @@ async def test_a_household_note_reaches_later_sessions_on_other_devices(
     await bedroom.say("what should I know")
     assert last_notes(fake_openai) == [HEATER]
 
-    await idle(hass, freezer, 3601)  # both sessions end
+    await async_later(hass, freezer, 3601)  # both sessions end
     await kitchen.say("good evening")
     assert last_notes(fake_openai) == [HEATER]
     system = fake_openai.chat_requests[-1].system_prompt
@@ -111,7 +85,7 @@ async def test_a_persons_note_reaches_only_that_persons_turns(
     adas_prompt = fake_openai.chat_requests[-1].system_prompt
     await bob.say("what is planned", make_device(hass, "Bob's phone"))
     bobs_prompt = fake_openai.chat_requests[-1].system_prompt
-    await satellite(hass, "Kitchen").say("what is planned")
+    await voice_satellite(hass, "Kitchen").say("what is planned")
     satellites_prompt = fake_openai.chat_requests[-1].system_prompt
 
     assert prompt_notes(adas_prompt) == [HEATER, PARTY] or prompt_notes(adas_prompt) == [
@@ -139,7 +113,7 @@ async def test_rules_come_first_then_the_most_used_then_the_newest(
     coffee = next(note for note in notebook.notes.values() if note.text == COFFEE)
     notebook.async_used([coffee])
 
-    await satellite(hass, "Kitchen").say("hello")
+    await voice_satellite(hass, "Kitchen").say("hello")
 
     assert last_notes(fake_openai) == [HEATER, COFFEE, "Carla visits on 14 June."]
 
@@ -154,7 +128,7 @@ async def test_the_notes_fit_memory_prompt_tokens(
     for number in range(40):
         await remember(hass, f"Note number {number} says something about the household.")
 
-    await satellite(hass, "Kitchen").say("hello")
+    await voice_satellite(hass, "Kitchen").say("hello")
 
     system = fake_openai.chat_requests[-1].system_prompt
     notes = prompt_notes(system)
@@ -170,7 +144,7 @@ async def test_no_room_no_notes_section(
 ) -> None:
     """With memory_prompt_tokens 0 the prompt holds no notes (the tools still find them)."""
     await remember(hass, HEATER)
-    await satellite(hass, "Kitchen").say("hello")
+    await voice_satellite(hass, "Kitchen").say("hello")
 
     assert NOTES_HEADER not in fake_openai.chat_requests[-1].system_prompt
     tools = {tool["function"]["name"] for tool in fake_openai.chat_requests[-1].body["tools"]}
@@ -186,7 +160,7 @@ async def test_the_system_prompt_is_identical_for_every_request_of_a_session(
     """Notes added, used and ranked anew meanwhile, a restart: the same system prompt."""
     await remember(hass, HEATER)
     await remember(hass, COFFEE)
-    kitchen = satellite(hass, "Kitchen")
+    kitchen = voice_satellite(hass, "Kitchen")
     await kitchen.say("hello")
     first = fake_openai.chat_requests[-1].system_prompt
     session = setup_integration.runtime_data.tracker.sessions[0]
@@ -197,7 +171,7 @@ async def test_the_system_prompt_is_identical_for_every_request_of_a_session(
     notebook.async_used([n for n in notebook.notes.values() if n.text == COFFEE] * 5)
     await remember(hass, "Carla visits on 14 June.")
     for text in ("and then", "what else"):
-        await idle(hass, freezer, 120)
+        await async_later(hass, freezer, 120)
         await kitchen.say(text)
         assert fake_openai.chat_requests[-1].system_prompt == first
     await async_saved(hass, freezer)
@@ -222,7 +196,7 @@ async def test_a_note_forgotten_mid_session_leaves_the_next_request_and_the_disk
     """Forgetting beats stability: gone from the very next request, and from the file."""
     coffee = await remember(hass, COFFEE)
     await remember(hass, HEATER)
-    kitchen = satellite(hass, "Kitchen")
+    kitchen = voice_satellite(hass, "Kitchen")
     await kitchen.say("hello")
     assert COFFEE in last_notes(fake_openai)
     await async_saved(hass, freezer)

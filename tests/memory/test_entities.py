@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import icon, translation
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -16,17 +14,11 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import DOMAIN
 
-from .household import MEMORY_OPTIONS, act, async_people, remember
+from .household import act, async_people, remember
 
 SENSOR = "sensor.home_agent_memories"
 SECRETLY = "Ada hides the spare key under the blue flower pot."
 COFFEE = "Bob takes his coffee black."
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of a delegating agent with memory on."""
-    return dict(MEMORY_OPTIONS)
 
 
 async def test_the_sensor_counts_the_notes_and_never_shows_them(

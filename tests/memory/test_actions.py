@@ -22,10 +22,9 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.home_agent import notebook as notebook_module
 from custom_components.home_agent.const import DOMAIN
 
-from .helpers import setup_entry
+from ..helpers import setup_entry
 from .household import (
     MEMORY_EVENTS,
-    MEMORY_OPTIONS,
     act,
     async_people,
     async_saved,
@@ -37,12 +36,6 @@ from .household import (
 COFFEE = "Bob takes his coffee black."
 HEATER = "The guest room heater must never go above 20 degrees."
 CARLA = "Carla visits on 14 June."
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of a delegating agent with memory on (the actions need no model)."""
-    return dict(MEMORY_OPTIONS)
 
 
 def all_events(hass: HomeAssistant) -> dict[str, list[Any]]:

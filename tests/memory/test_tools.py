@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
@@ -22,8 +21,9 @@ from custom_components.home_agent.const import CONF_MEMORY_PROMPT_TOKENS, MEMORY
 from custom_components.home_agent.notes_api import RESULT_MAX_TOKENS
 from custom_components.home_agent.notes_prompt import note_tokens
 
-from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data
+from ..fake_openai import FakeOpenAI
+from ..helpers import AGENT_ENTITY_ID, make_device
+from ..pipeline_runs import Satellite, Voice, async_voice
 from .household import (
     MEMORY_OPTIONS,
     act,
@@ -33,38 +33,13 @@ from .household import (
     prompt_notes,
     remember,
     stored,
+    tool_results,
+    voice_satellite,
 )
-from .pipeline_runs import Satellite, Voice, async_voice
 
 COFFEE = "Bob takes his coffee black."
 MILK = "Bob takes his coffee with milk."
 NUTS = "Dan is allergic to nuts."
-
-
-@pytest.fixture
-def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
-    """Return an `openai` agent on the fake server, with the Assist API."""
-    return openai_agent_data(fake_openai.base_url)
-
-
-@pytest.fixture
-def agent_options() -> dict[str, Any]:
-    """Return the options of an agent with memory on."""
-    return dict(MEMORY_OPTIONS)
-
-
-def tool_results(fake: FakeOpenAI) -> list[dict[str, Any]]:
-    """Return every tool result the model was sent (in the last request), parsed."""
-    return [
-        json.loads(message["content"])
-        for message in fake.chat_requests[-1].messages
-        if message["role"] == "tool"
-    ]
-
-
-def kitchen(hass: HomeAssistant) -> Satellite:
-    """Return the kitchen satellite (no user)."""
-    return Satellite(hass, AGENT_ENTITY_ID, make_device(hass, "Kitchen"))
 
 
 async def test_the_model_remembers_and_says_what_it_noted(
@@ -75,7 +50,7 @@ async def test_the_model_remembers_and_says_what_it_noted(
     fake_openai.tool_call("MemoryRemember", {"text": f" {COFFEE}\n"})
     fake_openai.reply("Noted: Bob takes his coffee black.")
 
-    run = await kitchen(hass).say("remember that Bob takes his coffee black")
+    run = await voice_satellite(hass, "Kitchen").say("remember that Bob takes his coffee black")
 
     (result,) = tool_results(fake_openai)
     assert result["stored"] == COFFEE
@@ -104,7 +79,7 @@ async def test_recall_finds_notes_beyond_the_budget(
     fake_openai.tool_call("MemoryRecall", {"query": "Dan allergy nuts"})
     fake_openai.reply("Dan is allergic to nuts.")
 
-    await kitchen(hass).say("can Dan eat peanuts")
+    await voice_satellite(hass, "Kitchen").say("can Dan eat peanuts")
 
     assert NUTS not in fake_openai.chat_requests[0].system_prompt
     (result,) = tool_results(fake_openai)
@@ -141,7 +116,7 @@ async def test_a_private_note_is_the_speakers_own(
 
     fake_openai.tool_call("MemoryRemember", {"text": "The kitchen tap drips.", "private": True})
     fake_openai.reply("I can only keep that for the whole household.")
-    await kitchen(hass).say("remember privately that the tap drips")
+    await voice_satellite(hass, "Kitchen").say("remember privately that the tap drips")
     (refusal,) = tool_results(fake_openai)
     assert refusal["error"] == "NoteRefused"
     assert "signed-in person" in refusal["error_text"]
@@ -158,7 +133,7 @@ async def test_the_model_never_keeps_a_code(
     fake_openai.tool_call("MemoryRemember", {"text": "The alarm code is 4711."})
     fake_openai.reply("I don't keep codes.")
 
-    await kitchen(hass).say("remember the alarm code is 4711")
+    await voice_satellite(hass, "Kitchen").say("remember the alarm code is 4711")
 
     (refusal,) = tool_results(fake_openai)
     assert refusal["error"] == "NoteRefused"
@@ -180,7 +155,7 @@ async def test_the_model_updates_a_note_and_forgets_it(
     forgotten = async_capture_events(hass, "home_agent_memory_forgotten")
     fake_openai.tool_call("MemoryRemember", {"text": MILK, "replaces": coffee})
     fake_openai.reply("Noted: with milk now.")
-    await kitchen(hass).say("Bob takes milk in his coffee now")
+    await voice_satellite(hass, "Kitchen").say("Bob takes milk in his coffee now")
     milk = tool_results(fake_openai)[0]["memory_id"]
 
     assert await listed(hass) == [MILK]
@@ -199,7 +174,7 @@ async def test_the_model_updates_a_note_and_forgets_it(
 
     fake_openai.tool_call("MemoryForget", {"memory_id": milk})
     fake_openai.reply("Forgotten.")
-    await kitchen(hass).say("forget how Bob takes his coffee")
+    await voice_satellite(hass, "Kitchen").say("forget how Bob takes his coffee")
 
     assert tool_results(fake_openai)[-1] == {"forgotten": 2}
     assert {e.data["memory_id"] for e in forgotten} == {coffee, milk}
@@ -244,7 +219,7 @@ async def test_other_llm_agents_use_the_same_notes(
 
 async def test_without_memory_the_api_offers_nothing(hass: HomeAssistant) -> None:
     """No agent with memory on: other agents that chose the API get no tools, no notes."""
-    from .helpers import setup_entry  # noqa: PLC0415
+    from ..helpers import setup_entry  # noqa: PLC0415
 
     entry = MockConfigEntry(domain="home_agent", data={"backend": "agent"}, options={})
     entry.add_to_hass(hass)
