@@ -10,6 +10,7 @@ into its system prompt itself). Without an agent that has memory on the API offe
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -63,11 +64,12 @@ class _NoteTool(llm.Tool):
         viewer = speaker_viewer(hass, context.user_id if context else None)
         return _result(self.act(arguments, viewer, llm_context))
 
+    @abstractmethod
     def act(
         self, arguments: dict[str, Any], viewer: Viewer, llm_context: llm.LLMContext
     ) -> JsonObjectType:
         """Do what the tool does; raise NoteRefused to tell the model why not."""
-        raise NotImplementedError
+        ...
 
 
 class RememberTool(_NoteTool):

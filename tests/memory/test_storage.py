@@ -146,36 +146,37 @@ async def test_an_unreadable_file_is_kept_aside_and_reported(
     assert COFFEE.encode() in stored(hass)
 
 
+GOOD_NOTE = [
+    "a1b2c3d4e5",
+    COFFEE,
+    None,
+    "action",
+    "2026-01-01T00:00:00+00:00",
+    "2026-01-01T00:00:00+00:00",
+    0,
+    None,
+    False,
+]
+
+
+def seed(hass: HomeAssistant, **data: list[Any]) -> None:
+    """Write a notes file: one good note unless told other notes, and what the test adds."""
+    path = notes_file(hass)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"notes": [GOOD_NOTE], "frames": [], "pending": [], **data}
+    path.write_text(json.dumps({"version": 1, "key": "home_agent.memory", "data": data}))
+
+
 async def test_one_bad_record_keeps_the_others(
     hass: HomeAssistant, config_entry: MockConfigEntry, issue_registry: ir.IssueRegistry
 ) -> None:
     """A damaged note is left out (and said where, never what); the rest load."""
-    good = [
-        "a1b2c3d4e5",
-        COFFEE,
-        None,
-        "action",
-        "2026-01-01T00:00:00+00:00",
-        "2026-01-01T00:00:00+00:00",
-        0,
-        None,
-        False,
-    ]
-    path = notes_file(hass)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "minor_version": 1,
-                "key": "home_agent.memory",
-                "data": {
-                    "notes": [good, ["x", "", None], [*good[:1], "A secret note.", *good[2:4], 5]],
-                    "frames": [["e", "c", "s", None, "many", []]],
-                    "pending": [{"id": 3}],
-                },
-            }
-        )
+    secret = [GOOD_NOTE[0], "A secret note.", *GOOD_NOTE[2:4], 5]
+    seed(
+        hass,
+        notes=[GOOD_NOTE, ["x", "", None], secret],
+        frames=[["e", "c", "s", None, "many", []]],
+        pending=[{"id": 3}],
     )
 
     await setup_entry(hass, config_entry)
@@ -221,3 +222,67 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
 
     assert COFFEE.encode() not in stored(hass)
     assert HEATER.encode() in stored(hass)
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"notes": [GOOD_NOTE, [7, *GOOD_NOTE[1:]]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, [GOOD_NOTE[0], "x" * 201, *GOOD_NOTE[2:]]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:6], -1, None, False]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:4], 5, *GOOD_NOTE[5:]]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:4], "2026-01-01T00:00:00", *GOOD_NOTE[5:]]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:2], 3, *GOOD_NOTE[3:]]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:3], "told", *GOOD_NOTE[4:]]]}, "note 2"),
+        ({"frames": ["not a frame"]}, "frame 1"),
+        ({"frames": [["e", 5, "s", None, 300, []]]}, "frame 1"),
+        ({"pending": ["x"]}, "pending extraction 1"),
+        ({"pending": [{"id": "p", "entry_id": "e", "lines": [3], "tries": 0}]}, "pending"),
+        ({"pending": [{"id": "p", "entry_id": "e", "lines": [], "tries": -1}]}, "pending"),
+        ({"pending": [{"id": 1, "entry_id": "e", "lines": [], "tries": 0}]}, "pending"),
+    ],
+)
+async def test_each_kind_of_damage_is_said_where_and_left_out(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    data: dict[str, Any],
+    where: str,
+) -> None:
+    """Whatever is wrong with a record, the good note loads and the repair names the record."""
+    seed(hass, **data)
+
+    await setup_entry(hass, config_entry)
+
+    assert await listed(hass) == [COFFEE]
+    issue = issue_registry.async_get_issue(DOMAIN, "memory_unreadable")
+    assert issue is not None
+    assert where in issue.translation_placeholders["reason"]
+
+
+async def test_what_agents_without_memory_left_is_dropped_when_read(
+    hass: HomeAssistant, config_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Session notes and pending extractions of an agent gone (or without memory) go."""
+    said = "User: my sister visits on Sunday"
+    pending = {
+        "id": "p1",
+        "entry_id": "gone",
+        "person": None,
+        "speaker": None,
+        "ended_at": "2026-01-01T00:00:00+00:00",
+        "lines": [said],
+        "tries": 0,
+    }
+    # A newer version of the note that could not be read leaves this one current.
+    older = [*GOOD_NOTE[:7], "lost-note", False]
+    frame = ["gone", "c", "s", None, 300, ["a1b2c3d4e5"]]
+    seed(hass, notes=[older], frames=[frame], pending=[pending])
+
+    await setup_entry(hass, config_entry)
+    await async_saved(hass, freezer)
+
+    assert await listed(hass) == [COFFEE]
+    on_disk = json.loads(stored(hass))["data"]
+    assert on_disk["frames"] == []
+    assert on_disk["pending"] == []
