@@ -6,9 +6,13 @@ newest — and as many as fit `memory_prompt_tokens` are chosen. The choice (not
 kept with the notebook, on disk too, so every later request of the session, also after a
 restart, gets exactly the same text: a server's prompt cache keeps the whole prefix. A note
 written meanwhile reaches the next session (the model knows it from the conversation); a
-note forgotten meanwhile leaves at once (forgetting beats stability). `AgentNotes.
-async_section` is the one place that text is built, for the request builder and a warm-up
-alike.
+note forgotten meanwhile leaves at once (forgetting beats stability).
+
+`AgentNotes.async_section(session, user_id)` is the one place that text is built: the
+request builder passes it to `async_system_prompt(notes=...)`, and a warm-up that sends
+the prompt ahead of a turn computes the very same text the same way (an agent's
+`AgentNotes` is `entry.runtime_data.notes`; without a session yet, it is what a session
+starting now gets).
 """
 
 from __future__ import annotations
