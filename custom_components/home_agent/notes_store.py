@@ -292,7 +292,7 @@ def _read(path: Path, now: datetime) -> StoredNotes:
         for number, record in enumerate(records if isinstance(records, list) else [], 1):
             try:
                 read(stored, record, now)
-            except (Unreadable, ValueError, TypeError) as err:
+            except (ValueError, TypeError, OverflowError) as err:
                 reason = str(err) if isinstance(err, Unreadable) else "malformed"
                 stored.problems.append(f"{kind} {number}: {reason}")
     return stored

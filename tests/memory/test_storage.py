@@ -159,6 +159,11 @@ GOOD_NOTE = [
 ]
 
 
+def changed(index: int, value: Any) -> list[Any]:
+    """Return the good note with one field changed."""
+    return [*GOOD_NOTE[:index], value, *GOOD_NOTE[index + 1 :]]
+
+
 def seed(hass: HomeAssistant, **data: list[Any]) -> None:
     """Write a notes file: one good note unless told other notes, and what the test adds."""
     path = notes_file(hass)
@@ -227,13 +232,14 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
 @pytest.mark.parametrize(
     ("data", "where"),
     [
-        ({"notes": [GOOD_NOTE, [7, *GOOD_NOTE[1:]]]}, "note 2"),
-        ({"notes": [GOOD_NOTE, [GOOD_NOTE[0], "x" * 201, *GOOD_NOTE[2:]]]}, "note 2"),
-        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:6], -1, None, False]]}, "note 2"),
-        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:4], 5, *GOOD_NOTE[5:]]]}, "note 2"),
-        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:4], "2026-01-01T00:00:00", *GOOD_NOTE[5:]]]}, "note 2"),
-        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:2], 3, *GOOD_NOTE[3:]]]}, "note 2"),
-        ({"notes": [GOOD_NOTE, [*GOOD_NOTE[:3], "told", *GOOD_NOTE[4:]]]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(0, 7)]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(1, "x" * 201)]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(6, -1)]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(4, 5)]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(4, "2026-01-01T00:00:00")]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(4, "0001-01-01T00:00:00+14:00")]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(2, 3)]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(3, "told")]}, "note 2"),
         ({"frames": ["not a frame"]}, "frame 1"),
         ({"frames": [["e", 5, "s", None, 300, []]]}, "frame 1"),
         ({"pending": ["x"]}, "pending extraction 1"),
