@@ -8,6 +8,11 @@ proposal: its text (length, no codes, passwords or PINs), its scope (the househo
 the speaker's own person), the note it updates (one the speaker may see, by the number it
 was shown under). Extraction never deletes. A request that fails is tried again later,
 for a bounded time; then the session is given up, and what was said leaves the file.
+
+A session that runs out while Home Assistant is stopped is not lost either: when Home
+Assistant stops, what each live session said is kept as an extraction that waits for its
+session; at the next start it is done if the session ran out meanwhile, and dropped if the
+session goes on.
 """
 
 from __future__ import annotations
@@ -181,26 +186,42 @@ class NoteExtractor:
         self._timers: dict[str, CALLBACK_TYPE] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubs: list[CALLBACK_TYPE] = []
+        self._tracker: SessionTracker | None = None
         # Model requests made (each extraction makes one unless it fails).
         self.requests = 0
 
     @callback
     def async_start(self, tracker: SessionTracker) -> None:
         """Follow the agent's sessions; try the extractions left from before a restart."""
+        self._tracker = tracker
         self._unsubs = [
             tracker.async_add_listener(self._async_session_changed),
             self._notebook.async_add_drop_listener(self._async_dropped),
             # Agents are not unloaded when Home Assistant stops; nothing may linger.
             self._hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._async_stopping),
         ]
+        live = {(s.conversation_id, s.started_at.isoformat()) for s in tracker.sessions}
         for pending in list(self._notebook.pending.values()):
-            if pending.entry_id == self._entry_id:
-                self._schedule(pending, START_DELAY)
+            if pending.entry_id != self._entry_id:
+                continue
+            if pending.if_ended is not None:
+                if pending.if_ended in live:
+                    self._notebook.async_done(pending)  # the session goes on
+                    continue
+                pending.if_ended = None  # it ran out while Home Assistant was stopped
+                self._notebook.store.async_schedule_save()
+            self._schedule(pending, START_DELAY)
 
     @callback
     def _async_stopping(self, _event: Event) -> None:
-        """Stop with Home Assistant (the listener is used up)."""
+        """Keep what live sessions said in case they run out while stopped; stop."""
         self._unsubs.pop()
+        if (tracker := self._tracker) is not None:
+            for session in tracker.sessions:
+                if lines := conversation_lines(session):
+                    pending = self._pending(session, lines)
+                    pending.if_ended = (session.conversation_id, session.started_at.isoformat())
+                    self._notebook.async_add_pending(pending)
         self.async_stop()
 
     @callback
@@ -219,8 +240,14 @@ class NoteExtractor:
         """Keep an expired session's words to turn them into notes (a cleared one never)."""
         if change is not SessionChange.EXPIRED or not (lines := conversation_lines(session)):
             return
+        pending = self._pending(session, lines)
+        self._notebook.async_add_pending(pending)
+        self._schedule(pending, 0)
+
+    def _pending(self, session: Session, lines: tuple[str, ...]) -> PendingExtraction:
+        """Return the extraction of a session that ends now."""
         person = person_of_user(self._hass, session.user_id)
-        pending = PendingExtraction(
+        return PendingExtraction(
             id=ulid_now(),
             entry_id=self._entry_id,
             person=person,
@@ -228,8 +255,6 @@ class NoteExtractor:
             ended_at=dt_util.utcnow(),
             lines=lines,
         )
-        self._notebook.async_add_pending(pending)
-        self._schedule(pending, 0)
 
     @callback
     def _async_dropped(self, pending_ids: set[str]) -> None:

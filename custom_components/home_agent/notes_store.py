@@ -74,6 +74,9 @@ class PendingExtraction:
     # What was said, as plain lines ("User: …", "Assistant: …").
     lines: tuple[str, ...]
     tries: int = 0
+    # Kept when Home Assistant stopped: extracted only if this session (conversation id,
+    # start) ran out meanwhile, dropped if it is still going on at the next start.
+    if_ended: tuple[str, str] | None = None
 
     def as_stored(self) -> dict[str, Any]:
         """Return the stored form."""
@@ -85,6 +88,7 @@ class PendingExtraction:
             "ended_at": self.ended_at.isoformat(),
             "lines": list(self.lines),
             "tries": self.tries,
+            "if_ended": None if self.if_ended is None else list(self.if_ended),
         }
 
 
@@ -381,6 +385,13 @@ def _pending(stored: StoredNotes, record: Any, now: datetime) -> None:
     pending_id, entry_id = record.get("id"), record.get("entry_id")
     if type(pending_id) is not str or type(entry_id) is not str:
         raise Unreadable("the extraction is not named by text")
+    if_ended = record.get("if_ended")
+    if if_ended is not None and (
+        type(if_ended) is not list
+        or len(if_ended) != 2
+        or not all(type(part) is str for part in if_ended)
+    ):
+        raise Unreadable("the session it waits for is malformed")
     stored.pending.append(
         PendingExtraction(
             id=pending_id,
@@ -390,6 +401,7 @@ def _pending(stored: StoredNotes, record: Any, now: datetime) -> None:
             ended_at=_time(record.get("ended_at"), now),
             lines=tuple(lines),
             tries=tries,
+            if_ended=None if if_ended is None else (if_ended[0], if_ended[1]),
         )
     )
 

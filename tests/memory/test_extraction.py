@@ -356,3 +356,48 @@ async def test_turning_memory_off_drops_what_waits_to_be_extracted(
     assert len(extractions(fake_openai)) == 1
     await async_saved(hass, freezer)
     assert SAID.encode() not in stored(hass)
+
+
+async def test_a_session_that_runs_out_while_stopped_is_turned_into_notes(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Home Assistant stops mid-session and starts after the timeout: one request all the same."""
+    await voice_satellite(hass, "Kitchen").say(SAID)
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry2):
+        freezer.tick(timedelta(seconds=7200))
+        await setup_entry(hass2, entry2)
+        fake_openai.reply(notes_reply(proposal(CARLA)))
+        await async_later(hass2, freezer, START_DELAY)
+        assert await listed(hass2) == [CARLA]
+        await async_saved(hass2, freezer)
+        assert SAID.encode() not in stored(hass2)
+
+    (request,) = extractions(fake_openai)
+    assert f"User: {SAID}" in request.messages[1]["content"]
+
+
+async def test_a_session_that_goes_on_after_a_restart_is_extracted_once_at_its_end(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Back within the timeout: nothing is extracted at the start, once when it ends."""
+    kitchen = voice_satellite(hass, "Kitchen")
+    await kitchen.say(SAID)
+
+    async with async_restarted(hass, setup_integration) as (hass2, entry2):
+        await setup_entry(hass2, entry2)
+        await async_later(hass2, freezer, START_DELAY)
+        assert extractions(fake_openai) == []
+        await async_saved(hass2, freezer)
+        assert SAID.encode() not in stored(hass2)  # no copy waits for it any more
+        fake_openai.reply(notes_reply(proposal(CARLA)))
+        await async_later(hass2, freezer, 3601)
+        assert await listed(hass2) == [CARLA]
+
+    assert len(extractions(fake_openai)) == 1

@@ -246,6 +246,10 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
         ({"pending": [{"id": "p", "entry_id": "e", "lines": [3], "tries": 0}]}, "pending"),
         ({"pending": [{"id": "p", "entry_id": "e", "lines": [], "tries": -1}]}, "pending"),
         ({"pending": [{"id": 1, "entry_id": "e", "lines": [], "tries": 0}]}, "pending"),
+        (
+            {"pending": [{"id": "p", "entry_id": "e", "lines": [], "tries": 0, "if_ended": [1]}]},
+            "pending",
+        ),
     ],
 )
 async def test_each_kind_of_damage_is_said_where_and_left_out(
