@@ -70,6 +70,16 @@ def shown_number(request: Recorded, text: str) -> int:
     return int(found.group(1))
 
 
+async def assert_never_asked_again(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, fake: FakeOpenAI
+) -> None:
+    """Check that a day on, no second extraction was asked and what was said is off disk."""
+    await async_later(hass, freezer, 86400)
+    assert len(extractions(fake)) == 1
+    await async_saved(hass, freezer)
+    assert SAID.encode() not in stored(hass)
+
+
 async def test_an_expired_session_becomes_notes_with_one_request(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
@@ -260,11 +270,8 @@ async def test_forgetting_everything_drops_the_pending_extractions(
     assert len(extractions(fake_openai)) == 1
 
     assert await act(hass, "forget") == {"forgotten": 0}
-    await async_later(hass, freezer, 86400)
 
-    assert len(extractions(fake_openai)) == 1
-    await async_saved(hass, freezer)
-    assert SAID.encode() not in stored(hass)
+    await assert_never_asked_again(hass, freezer, fake_openai)
 
 
 async def test_a_server_without_json_schemas_is_asked_plainly(
@@ -351,11 +358,8 @@ async def test_turning_memory_off_drops_what_waits_to_be_extracted(
         setup_integration, options={**MEMORY_OPTIONS, "memory": False}
     )
     await hass.async_block_till_done()
-    await async_later(hass, freezer, 86400)
 
-    assert len(extractions(fake_openai)) == 1
-    await async_saved(hass, freezer)
-    assert SAID.encode() not in stored(hass)
+    await assert_never_asked_again(hass, freezer, fake_openai)
 
 
 async def test_a_session_that_runs_out_while_stopped_is_turned_into_notes(
