@@ -19,7 +19,6 @@ memory deletes the file and its copies.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,17 +28,16 @@ from pathlib import Path
 import shutil
 from typing import Any
 
-from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
-from homeassistant.core import CALLBACK_TYPE, Event, HassJob, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.json import json_bytes
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import WriteError, write_utf8_file_atomic
 from homeassistant.util.json import json_loads
 
-from .const import DOMAIN, LOGGER, SAVE_DELAY, SAVE_RETRY_DELAY
+from .const import DOMAIN, LOGGER
 from .notes import MAX_NOTE_CHARS, Note, Origin
+from .saving import DelayedSave, problems_summary
 
 NOTES_KEY = f"{DOMAIN}.memory"
 NOTES_VERSION = 1
@@ -129,15 +127,10 @@ class NotesStore:
         self._hass = hass
         self._snapshot = snapshot
         self._path = notes_path(hass)
-        self._unsub_timer: CALLBACK_TYPE | None = None
-        self._unsub_final_write: CALLBACK_TYPE | None = None
-        self._flush_job = HassJob(self._async_timer_flush, "home_agent_memory_save")
-        self._write_lock = asyncio.Lock()
+        self._saving = DelayedSave(hass, "the household's notes", self._async_write)
         # An unreadable file that could not be copied aside is the only copy: nothing is
         # written over it until Home Assistant restarts.
         self._suspended = False
-        self._closed = False
-        self.writes = 0
 
     @property
     def path(self) -> str:
@@ -147,12 +140,19 @@ class NotesStore:
     @property
     def save_pending(self) -> bool:
         """Return whether changes wait to be written."""
-        return self._unsub_timer is not None
+        return self._saving.pending
+
+    @property
+    def writes(self) -> int:
+        """Return how many saves reached the disk."""
+        return self._saving.writes
 
     async def async_load(self) -> StoredNotes:
         """Read the file (in the executor); keep an unreadable one aside and report it."""
         stored = await self._hass.async_add_executor_job(_read, self._path, dt_util.utcnow())
-        reason = stored.unreadable or (_summary(stored.problems) if stored.problems else None)
+        reason = stored.unreadable or (
+            problems_summary(stored.problems) if stored.problems else None
+        )
         if reason is not None:
             await self._async_keep_aside(reason)
         return stored
@@ -193,81 +193,31 @@ class NotesStore:
     @callback
     def async_schedule_save(self) -> None:
         """Write the current notes within the save delay (once per burst of changes)."""
-        if self._closed:
-            return
-        if self._unsub_timer is None:
-            self._unsub_timer = async_call_later(self._hass, SAVE_DELAY, self._flush_job)
-        if self._unsub_final_write is None:
-            self._unsub_final_write = self._hass.bus.async_listen_once(
-                EVENT_HOMEASSISTANT_FINAL_WRITE, self._async_final_write
-            )
-
-    async def _async_timer_flush(self, _now: datetime) -> None:
-        """Write once the delay has passed."""
-        self._unsub_timer = None
-        await self.async_flush()
-
-    async def _async_final_write(self, _event: Event) -> None:
-        """Write what is pending before Home Assistant stops; nothing is written after it."""
-        self._unsub_final_write = None
-        self._closed = True
-        if self._unsub_timer is not None:
-            await self.async_flush()
-
-    def _cancel_timer(self) -> None:
-        """Forget a scheduled write."""
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
+        self._saving.async_schedule()
 
     async def async_flush(self) -> bool:
         """Write now; on failure keep everything in memory, retry later and return False."""
-        self._cancel_timer()
-        async with self._write_lock:
-            if self._suspended:
-                return True
-            snapshot = self._snapshot()
-            try:
-                await self._hass.async_add_executor_job(_write, self._path, snapshot)
-            except WriteError as err:
-                cause = err.__cause__
-                what = getattr(cause, "strerror", None) or type(cause or err).__name__
-                if self._closed:
-                    LOGGER.error("Could not save the household's notes while stopping (%s)", what)
-                else:
-                    LOGGER.warning(
-                        "Could not save the household's notes (%s); retrying in %d s",
-                        what,
-                        SAVE_RETRY_DELAY,
-                    )
-                    self._unsub_timer = async_call_later(
-                        self._hass, SAVE_RETRY_DELAY, self._flush_job
-                    )
-                return False
-            self.writes += 1
-            return True
+        return await self._saving.async_flush()
+
+    async def _async_write(self) -> None:
+        """Write the file; raise OSError when the disk refused."""
+        if self._suspended:
+            return
+        try:
+            await self._hass.async_add_executor_job(_write, self._path, self._snapshot())
+        except WriteError as err:
+            cause = err.__cause__
+            raise cause if isinstance(cause, OSError) else OSError(str(err)) from err
 
     async def async_shutdown(self) -> None:
         """Write pending changes; start no more timers."""
-        self._closed = True
-        if self._unsub_timer is not None:
-            await self.async_flush()
-        self._cancel_timer()
-        if self._unsub_final_write is not None:
-            self._unsub_final_write()
-            self._unsub_final_write = None
+        await self._saving.async_shutdown()
 
 
 async def async_remove_notes_file(hass: HomeAssistant) -> None:
     """Delete the notes file, its copies kept aside and the repair about them."""
     await hass.async_add_executor_job(_remove, notes_path(hass))
     ir.async_delete_issue(hass, DOMAIN, ISSUE_MEMORY_UNREADABLE)
-
-
-def _summary(problems: list[str]) -> str:
-    """Return the problems of the file in one line (the first few)."""
-    shown = "; ".join(problems[:3])
-    return f"{shown}; and {len(problems) - 3} more" if len(problems) > 3 else shown
 
 
 # --- executor side ---------------------------------------------------------
