@@ -45,13 +45,10 @@ from custom_components.home_agent.const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_BASE_URL,
-    CONF_HISTORY_MAX_TURNS,
     CONF_LLM_HASS_API,
     CONF_MODEL,
     DOMAIN,
 )
-from custom_components.home_agent.openai_compatible import OpenAICompatibleBackend
-from custom_components.home_agent.settings import entry_settings
 from tests.fake_openai import FakeOpenAI
 from tests.pipeline_runs import text_pipeline
 
@@ -168,12 +165,12 @@ async def _async_set_up(hass: HomeAssistant, fake: FakeOpenAI) -> None:
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
     # The naive agent asks the model exactly as the default Home Agent does.
-    settings = entry_settings(loaded["Home Agent"])
+    default = loaded["Home Agent"].runtime_data
     naive = NaiveAgentEntity(
         ConversationSessionManager(hass),
         # The same backend, its history bounds only (it keeps no sessions of its own).
-        OpenAICompatibleBackend(hass, settings, loaded["Home Agent"].runtime_data.tracker),
-        int(settings[CONF_HISTORY_MAX_TURNS]),
+        default.backend,
+        default.settings.history_max_turns,
     )
     await hass.data[DATA_COMPONENT].async_add_entities([_EchoAgentEntity(), naive])
     await hass.async_block_till_done()

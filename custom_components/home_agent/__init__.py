@@ -9,16 +9,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .backend import AgentBackend
 from .client import ModelClient
-from .const import (
-    CONF_AGENT_ID,
-    CONF_API_KEY,
-    CONF_BACKEND,
-    CONF_BASE_URL,
-    CONF_HISTORY_MAX_TURNS,
-    CONF_HISTORY_SUMMARY,
-    DOMAIN,
-    Backend,
-)
+from .const import DOMAIN
 from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
 from .lasting import async_drop_lasting_state, lasting_state
@@ -29,7 +20,7 @@ from .notes_setup import async_follow_sessions, async_open_memory, async_remove_
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
-from .settings import entry_settings, session_scope, session_timeout, warm_up
+from .settings import AgentSettings
 from .storage import async_remove_stored
 from .tracker import SessionTracker
 from .warmup import Warmer
@@ -48,35 +39,35 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> bool:
     """Restore the agent's sessions and start answering."""
-    settings = entry_settings(entry)
+    settings = AgentSettings.of(entry)
     lasting = lasting_state(hass, entry.entry_id)
     tracker = SessionTracker(
         hass,
         entry.entry_id,
-        timeout=session_timeout(settings),
-        scope=session_scope(settings),
-        max_turns=int(settings[CONF_HISTORY_MAX_TURNS]),
-        summarize=settings[CONF_BACKEND] == Backend.OPENAI and bool(settings[CONF_HISTORY_SUMMARY]),
+        timeout=settings.session_timeout,
+        scope=settings.session_scope,
+        max_turns=settings.history_max_turns,
+        summarize=settings.summarize,
     )
     backend: AgentBackend
     recaps: RecapMaker | None = None
     client: ModelClient | None = None
-    if settings[CONF_BACKEND] == Backend.OPENAI:
-        client = ModelClient(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
+    if settings.uses_model:
+        client = ModelClient(hass, settings.base_url, settings.api_key)
         await client.async_check()
     memory = await async_open_memory(hass, entry, settings, client)
     if client is not None:
-        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client, memory.notes)
+        model_backend = OpenAICompatibleBackend(hass, settings, client, memory.notes)
         if tracker.summarize:
             recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
             entry.async_on_unload(recaps.async_stop)
-        if warm_up(settings):
+        if settings.warm_up:
             entry.async_on_unload(Warmer(hass, tracker, model_backend).async_stop)
         backend = model_backend
     else:
         conversations = lasting.delegate_conversations
         backend = DelegateBackend(
-            hass, settings[CONF_AGENT_ID], entry.entry_id, conversations, memory.notes
+            hass, settings.agent_id, entry.entry_id, conversations, memory.notes
         )
         conversations.async_attach(tracker)
         entry.async_on_unload(conversations.async_detach)
@@ -88,6 +79,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     if recaps is not None:
         recaps.async_resume()
     entry.runtime_data = HomeAgentData(
+        settings=settings,
         tracker=tracker,
         backend=backend,
         recaps=recaps,

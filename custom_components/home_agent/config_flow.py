@@ -52,17 +52,6 @@ from .const import (
     CONF_SESSION_TIMEOUT,
     CONF_TEMPERATURE,
     CONF_WARM_UP,
-    DEFAULT_AGENT_ID,
-    DEFAULT_BASE_URL,
-    DEFAULT_HISTORY_MAX_TOKENS,
-    DEFAULT_HISTORY_MAX_TURNS,
-    DEFAULT_HISTORY_SUMMARY,
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_MEMORY,
-    DEFAULT_MEMORY_PROMPT_TOKENS,
-    DEFAULT_SESSION_SCOPE,
-    DEFAULT_SESSION_TIMEOUT,
-    DEFAULT_TEMPERATURE,
     DOMAIN,
     LOGGER,
     MAX_HISTORY_MAX_TOKENS,
@@ -77,7 +66,7 @@ from .const import (
     SessionScope,
 )
 from .redact import is_local_address, redact_url, url_credentials
-from .settings import entry_settings, warm_up
+from .settings import DEFAULTS, entry_settings, warm_up
 
 DEFAULT_NAME = "Home Agent"
 NUMBER_FIELDS = (
@@ -120,12 +109,12 @@ API_KEY_SCHEMA = vol.Schema(
 )
 
 AGENT_SCHEMA = vol.Schema(
-    {vol.Required(CONF_AGENT_ID, default=DEFAULT_AGENT_ID): ConversationAgentSelector()}
+    {vol.Required(CONF_AGENT_ID, default=DEFAULTS[CONF_AGENT_ID]): ConversationAgentSelector()}
 )
 
 SESSION_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_SESSION_TIMEOUT, default=DEFAULT_SESSION_TIMEOUT): NumberSelector(
+        vol.Required(CONF_SESSION_TIMEOUT, default=DEFAULTS[CONF_SESSION_TIMEOUT]): NumberSelector(
             NumberSelectorConfig(
                 min=MIN_SESSION_TIMEOUT,
                 max=MAX_SESSION_TIMEOUT,
@@ -134,14 +123,16 @@ SESSION_SCHEMA = vol.Schema(
                 unit_of_measurement=UnitOfTime.SECONDS,
             )
         ),
-        vol.Required(CONF_SESSION_SCOPE, default=DEFAULT_SESSION_SCOPE.value): SelectSelector(
+        vol.Required(CONF_SESSION_SCOPE, default=str(DEFAULTS[CONF_SESSION_SCOPE])): SelectSelector(
             SelectSelectorConfig(
                 options=[scope.value for scope in SessionScope],
                 translation_key=CONF_SESSION_SCOPE,
                 mode=SelectSelectorMode.DROPDOWN,
             )
         ),
-        vol.Required(CONF_HISTORY_MAX_TURNS, default=DEFAULT_HISTORY_MAX_TURNS): NumberSelector(
+        vol.Required(
+            CONF_HISTORY_MAX_TURNS, default=DEFAULTS[CONF_HISTORY_MAX_TURNS]
+        ): NumberSelector(
             NumberSelectorConfig(
                 min=MIN_HISTORY_MAX_TURNS,
                 max=MAX_HISTORY_MAX_TURNS,
@@ -155,9 +146,9 @@ SESSION_SCHEMA = vol.Schema(
 # Household memory, for both backends; the session settings and these end every form.
 MEMORY_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_MEMORY, default=DEFAULT_MEMORY): BooleanSelector(),
+        vol.Required(CONF_MEMORY, default=DEFAULTS[CONF_MEMORY]): BooleanSelector(),
         vol.Required(
-            CONF_MEMORY_PROMPT_TOKENS, default=DEFAULT_MEMORY_PROMPT_TOKENS
+            CONF_MEMORY_PROMPT_TOKENS, default=DEFAULTS[CONF_MEMORY_PROMPT_TOKENS]
         ): NumberSelector(
             NumberSelectorConfig(
                 min=MIN_MEMORY_PROMPT_TOKENS,
@@ -192,18 +183,18 @@ def _model_schema(
     return vol.Schema(
         {
             vol.Required(CONF_MODEL): model_selector,
-            vol.Required(CONF_PROMPT, default=llm.DEFAULT_INSTRUCTIONS_PROMPT): TemplateSelector(),
-            vol.Optional(CONF_LLM_HASS_API, default=[llm.LLM_API_ASSIST]): SelectSelector(
+            vol.Required(CONF_PROMPT, default=DEFAULTS[CONF_PROMPT]): TemplateSelector(),
+            vol.Optional(CONF_LLM_HASS_API, default=DEFAULTS[CONF_LLM_HASS_API]): SelectSelector(
                 SelectSelectorConfig(options=apis, multiple=True)
             ),
-            vol.Required(CONF_TEMPERATURE, default=DEFAULT_TEMPERATURE): NumberSelector(
+            vol.Required(CONF_TEMPERATURE, default=DEFAULTS[CONF_TEMPERATURE]): NumberSelector(
                 NumberSelectorConfig(min=0, max=2, step=0.05, mode=NumberSelectorMode.SLIDER)
             ),
-            vol.Required(CONF_MAX_TOKENS, default=DEFAULT_MAX_TOKENS): NumberSelector(
+            vol.Required(CONF_MAX_TOKENS, default=DEFAULTS[CONF_MAX_TOKENS]): NumberSelector(
                 NumberSelectorConfig(min=1, step=1, mode=NumberSelectorMode.BOX)
             ),
             vol.Required(
-                CONF_HISTORY_MAX_TOKENS, default=DEFAULT_HISTORY_MAX_TOKENS
+                CONF_HISTORY_MAX_TOKENS, default=DEFAULTS[CONF_HISTORY_MAX_TOKENS]
             ): NumberSelector(
                 NumberSelectorConfig(
                     min=MIN_HISTORY_MAX_TOKENS,
@@ -212,7 +203,9 @@ def _model_schema(
                     mode=NumberSelectorMode.BOX,
                 )
             ),
-            vol.Required(CONF_HISTORY_SUMMARY, default=DEFAULT_HISTORY_SUMMARY): BooleanSelector(),
+            vol.Required(
+                CONF_HISTORY_SUMMARY, default=DEFAULTS[CONF_HISTORY_SUMMARY]
+            ): BooleanSelector(),
             vol.Required(CONF_WARM_UP, default=warm_up_default): BooleanSelector(),
         }
     )
@@ -340,7 +333,7 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="openai",
             data_schema=self.add_suggested_values_to_schema(
-                CONNECTION_SCHEMA, user_input or {CONF_BASE_URL: DEFAULT_BASE_URL}
+                CONNECTION_SCHEMA, user_input or {CONF_BASE_URL: DEFAULTS[CONF_BASE_URL]}
             ),
             errors=errors,
             last_step=False,

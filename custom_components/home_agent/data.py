@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .notes_extraction import NoteExtractor
     from .notes_prompt import AgentNotes
     from .recap import RecapMaker
+    from .settings import AgentSettings
     from .tracker import SessionTracker
 
 type HomeAgentConfigEntry = ConfigEntry[HomeAgentData]
@@ -21,8 +22,9 @@ type HomeAgentConfigEntry = ConfigEntry[HomeAgentData]
 
 @dataclass(slots=True)
 class HomeAgentData:
-    """What a loaded agent holds: its sessions and where answers come from."""
+    """What a loaded agent holds: its settings, its sessions and where answers come from."""
 
+    settings: AgentSettings
     tracker: SessionTracker
     backend: AgentBackend
     # Keeps running summaries of long sessions (`openai` agents with summaries on).

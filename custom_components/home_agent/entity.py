@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 
-from .const import CONF_BACKEND, DOMAIN
+from .const import DOMAIN
 from .data import HomeAgentConfigEntry
-from .settings import entry_settings
+from .settings import AgentSettings
 
 if TYPE_CHECKING:
     from .tracker import SessionTracker
@@ -28,7 +28,7 @@ class HomeAgentEntity(Entity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="Home Agent",
-            model=str(entry_settings(entry)[CONF_BACKEND]),
+            model=str(AgentSettings.of(entry).backend),
             entry_type=DeviceEntryType.SERVICE,
         )
 

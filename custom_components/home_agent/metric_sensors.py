@@ -13,11 +13,10 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfTime
 
-from .const import CONF_BACKEND, Backend
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
 from .metrics import TurnMetrics, TurnMetricsHub
-from .settings import entry_settings
+from .settings import AgentSettings
 
 TOKENS = "tokens"
 
@@ -72,7 +71,7 @@ METRICS: tuple[TurnMetricDescription, ...] = (
 
 def metric_sensors(entry: HomeAgentConfigEntry) -> list[TurnMetricSensor]:
     """Return the metric sensors that fit the agent's backend."""
-    model = entry_settings(entry)[CONF_BACKEND] == Backend.OPENAI
+    model = AgentSettings.of(entry).uses_model
     return [
         TurnMetricSensor(entry, description)
         for description in METRICS

@@ -18,7 +18,6 @@ session goes on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 import json
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
 
 from .client import ModelClient
-from .const import CONF_MODEL, DOMAIN, LOGGER, TURN_TIME_LIMIT
+from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT
 from .metrics import TurnStats
 from .notebook import HOUSEHOLD, Notebook, Viewer
 from .notes import Note, NoteRefused, Origin, looks_secret, normalize_text, reads_as_rule
@@ -172,14 +171,14 @@ class NoteExtractor:
         notebook: Notebook,
         entry_id: str,
         client: ModelClient,
-        settings: Mapping[str, Any],
+        model: str | None,
     ) -> None:
-        """Ask the agent's model (`client`, `settings`) about the agent's sessions."""
+        """Ask the agent's model (`client`, `model`) about the agent's sessions."""
         self._hass = hass
         self._notebook = notebook
         self._entry_id = entry_id
         self._client = client
-        self._model: str | None = settings.get(CONF_MODEL)
+        self._model = model
         # Cleared once the server refused a request with a JSON schema.
         self._structured = True
         self._lock = asyncio.Lock()

@@ -7,21 +7,18 @@ turns its expired sessions into notes. The notes go with the last agent that has
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from homeassistant.core import HomeAssistant
 
 from .client import ModelClient
-from .const import CONF_MEMORY, CONF_MEMORY_PROMPT_TOKENS
 from .data import HomeAgentConfigEntry
 from .notebook import async_hold_notebook, async_release_notebook, open_notebook
 from .notes_extraction import NoteExtractor
 from .notes_prompt import AgentNotes
 from .notes_store import async_remove_notes_file
-from .settings import memory_entry_ids
+from .settings import AgentSettings, memory_entry_ids
 from .tracker import SessionTracker
 
 
@@ -36,7 +33,7 @@ class AgentMemory:
 async def async_open_memory(
     hass: HomeAssistant,
     entry: HomeAgentConfigEntry,
-    settings: Mapping[str, Any],
+    settings: AgentSettings,
     client: ModelClient | None,
 ) -> AgentMemory:
     """Hold the notebook for an agent with memory on (released when it unloads).
@@ -44,17 +41,16 @@ async def async_open_memory(
     An agent whose memory was turned off leaves nothing behind: what it kept for its
     sessions goes (the notes stay for the agents that still have memory, or for later).
     """
-    if not settings[CONF_MEMORY]:
+    if not settings.memory:
         _async_drop_agent(hass, entry.entry_id)
         return AgentMemory()
     notebook = await async_hold_notebook(hass, memory_entry_ids(hass))
     entry.async_on_unload(partial(async_release_notebook, hass))
-    budget = int(settings[CONF_MEMORY_PROMPT_TOKENS])
     return AgentMemory(
-        notes=AgentNotes(hass, notebook, entry.entry_id, budget),
+        notes=AgentNotes(hass, notebook, entry.entry_id, settings.memory_prompt_tokens),
         extractor=None
         if client is None
-        else NoteExtractor(hass, notebook, entry.entry_id, client, settings),
+        else NoteExtractor(hass, notebook, entry.entry_id, client, settings.model),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +17,6 @@ from .backend import Reply, translated_error
 from .client import ChatBody, ModelClient, normalize_base_url
 from .compat import llm_context
 from .const import (
-    CONF_API_KEY,
-    CONF_BASE_URL,
-    CONF_HISTORY_MAX_TOKENS,
-    CONF_MAX_TOKENS,
-    CONF_MODEL,
-    CONF_PROMPT,
-    CONF_TEMPERATURE,
     DOMAIN,
     LOGGER,
 )
@@ -36,9 +28,8 @@ from .prompt import async_system_prompt, async_turn_facts
 from .prompt_cache import prompt_cache
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
-from .settings import llm_api_ids, model_api_ids
+from .settings import AgentSettings
 from .token_budget import TokenEstimator, exchanges_over_budget
-from .tracker import SessionTracker
 
 # Model replies per turn that may ask for tools before the turn is given up.
 MAX_TOOL_ITERATIONS = 10
@@ -50,28 +41,24 @@ class OpenAICompatibleBackend:
     def __init__(
         self,
         hass: HomeAssistant,
-        settings: Mapping[str, Any],
-        tracker: SessionTracker,
-        client: ModelClient | None = None,
+        settings: AgentSettings,
+        client: ModelClient,
         notes: AgentNotes | None = None,
     ) -> None:
-        """Remember the settings, the sessions' tracker, the client and the notes (memory on)."""
+        """Remember the settings, the endpoint's client and the notes (memory on)."""
         self._hass = hass
         self._settings = settings
-        self._tracker = tracker
-        self._client = client or ModelClient(
-            hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY)
-        )
+        self._client = client
         self.estimator = TokenEstimator()
         self.prompt_cache = prompt_cache(
-            hass, normalize_base_url(settings[CONF_BASE_URL]), settings.get(CONF_MODEL)
+            hass, normalize_base_url(settings.base_url), settings.model
         )
         self.notes = notes
 
     @property
     def can_act(self) -> bool:
         """Tell whether the model may control the home (at least one LLM API)."""
-        return bool(llm_api_ids(self._settings))
+        return bool(self._settings.llm_apis)
 
     async def async_answer(
         self,
@@ -138,11 +125,11 @@ class OpenAICompatibleBackend:
         Everything before the current turn is the same as in the previous request of the
         session, so a server's prompt cache only evaluates what is new.
         """
-        toolbox = await async_get_toolbox(self._hass, model_api_ids(self._settings), context)
+        toolbox = await async_get_toolbox(self._hass, self._settings.model_apis, context)
         user_id = context.context.user_id if context.context is not None else None
         system_prompt = await async_system_prompt(
             self._hass,
-            self._settings[CONF_PROMPT],
+            self._settings.prompt,
             context,
             api_prompts=toolbox.prompts,
             extra_system_prompt=extra_system_prompt,
@@ -159,10 +146,10 @@ class OpenAICompatibleBackend:
             self.estimator,
         )
         fields: dict[str, Any] = {
-            "temperature": self._settings[CONF_TEMPERATURE],
-            "max_tokens": self._settings[CONF_MAX_TOKENS] if max_tokens is None else max_tokens,
+            "temperature": self._settings.temperature,
+            "max_tokens": self._settings.max_tokens if max_tokens is None else max_tokens,
         }
-        if model := self._settings.get(CONF_MODEL):
+        if model := self._settings.model:
             fields["model"] = model
         system = {"role": "system", "content": _with_recap(system_prompt, recap)}
         requests = _TurnRequests(fields, tools, [json_text(system), *history[leaving:]])
@@ -170,7 +157,7 @@ class OpenAICompatibleBackend:
 
     def _history_budget(self, recap: str | None) -> int:
         """Return the tokens the history may take: the budget less the summary sent with it."""
-        budget = int(self._settings[CONF_HISTORY_MAX_TOKENS])
+        budget = self._settings.history_max_tokens
         return budget - self.estimator.tokens(len(_recap_section(recap)))
 
     async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
@@ -183,7 +170,7 @@ class OpenAICompatibleBackend:
             "temperature": 0.2,
             "max_tokens": 256,
         }
-        if model := self._settings.get(CONF_MODEL):
+        if model := self._settings.model:
             payload["model"] = model
         pieces = [
             delta.get("content") or ""
