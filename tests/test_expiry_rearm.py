@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.home_agent.const import EVENT_SESSION_EXPIRED
 
-from .helpers import converse, make_device, tracker_of
+from .helpers import converse, make_device, sessions_of
 
 TIMEOUT = timedelta(seconds=3600)
 
@@ -47,7 +47,7 @@ async def test_session_outlives_the_expiry_its_first_turn_set(
     assert expired[0].data["expires_at"] == (last_turn + TIMEOUT).isoformat()
     await _advance(hass, freezer, TIMEOUT * 2)
     assert len(expired) == 1
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []
 
 
 async def test_clock_stepped_back_still_ends_the_session_on_time(
@@ -63,4 +63,4 @@ async def test_clock_stepped_back_still_ends_the_session_on_time(
     assert expired == []
     await _advance(hass, freezer, timedelta(seconds=1))
     assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []

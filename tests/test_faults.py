@@ -25,7 +25,16 @@ from custom_components.home_agent.const import (
 )
 
 from .delegates import async_setup_delegating_to
-from .helpers import converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    conversation_ids,
+    converse,
+    make_device,
+    said,
+    session_of,
+    sessions_of,
+    setup_entry,
+    start_session,
+)
 from .storage_files import stored_sessions
 
 
@@ -47,7 +56,7 @@ async def test_clock_jumping_forward_hours_expires_each_session_once(
     await hass.async_block_till_done()
 
     assert sorted(e.data["conversation_id"] for e in expired) == sorted(ids)
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []
     fresh = await converse(hass, device_id=make_device(hass, "dev-0"))
     assert fresh.conversation_id not in ids
 
@@ -63,10 +72,9 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
         config_entry, options={**agent_options, CONF_SESSION_SCOPE: "none"}
     )
     await setup_entry(hass, config_entry)
-    tracker = tracker_of(config_entry)
     for n in range(10_000):
-        tracker.async_resolve(f"conversation-{n:05d}", device_id=f"dev-{n}")
-    assert len(tracker.sessions) == 10_000
+        start_session(config_entry, f"conversation-{n:05d}", device_id=f"dev-{n}")
+    assert len(sessions_of(config_entry)) == 10_000
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
 
     freezer.tick(timedelta(hours=1))
@@ -79,7 +87,7 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
 
     assert len(expired) == 10_000
     assert len({e.data["conversation_id"] for e in expired}) == 10_000
-    assert [s.conversation_id for s in tracker.sessions] == [answer.conversation_id]
+    assert conversation_ids(config_entry) == [answer.conversation_id]
     freezer.tick(timedelta(seconds=30))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -131,21 +139,18 @@ async def test_turns_from_many_devices_at_once(
     results = await asyncio.gather(
         *(converse(hass, text=text, device_id=device) for device, text in turns)
     )
-    tracker = tracker_of(entry)
-    assert len(tracker.sessions) == 100
+    assert len(sessions_of(entry)) == 100
     assert len(started) == 100
     assert len({e.data["session_key"] for e in started}) == 100
     for n in range(100):
         device = devices[n]
         ids = {r.conversation_id for (d, _), r in zip(turns, results, strict=True) if d == device}
         assert len(ids) == 1
-        session = tracker.get(ids.pop())
+        session = session_of(entry, ids.pop())
         assert session is not None
         assert session.turns == 10
         # Every exchange kept, in the order the turns were sent.
-        assert [(e.user, e.assistant) for e in session.transcript] == [
-            (f"turn {k}", f"echo turn {k}") for k in range(10)
-        ]
+        assert said(session.transcript) == [(f"turn {k}", f"echo turn {k}") for k in range(10)]
 
 
 class _SlowAgent(_DelegateAgent):

@@ -35,9 +35,8 @@ from .helpers import (
     async_restarted,
     make_device,
     openai_agent_data,
-    said,
+    said_in,
     setup_entry,
-    tracker_of,
 )
 from .pipeline_runs import (
     BED_LIGHT,
@@ -150,9 +149,10 @@ async def test_a_tool_call_turns_a_demo_light_on(
     assert tool_message["tool_call_id"] == "call_bed"
     assert "error" not in tool_message["content"].lower()
     assert "Bed Light" in tool_message["content"]
-    session = tracker_of(hass.config_entries.async_entries(DOMAIN)[0]).get(run.conversation_id)
-    assert session is not None
-    assert said(session.transcript) == [("turn on the bed light", "The bed light is on.")]
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert said_in(entry, run.conversation_id) == [
+        ("turn on the bed light", "The bed light is on.")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_EXPIRED
 
-from .helpers import setup_entry, tracker_of
+from .helpers import sessions_of, setup_entry
 from .storage_files import v1_record, write_v1
 
 TIMEOUT = timedelta(hours=1)
@@ -64,7 +64,7 @@ async def test_thousands_of_sessions_restore_with_sensors_and_expire_each_on_tim
     started = time.monotonic()
     await setup_entry(hass, config_entry)
     assert time.monotonic() - started < SETUP_BOUND_SECONDS
-    assert len(tracker_of(config_entry).sessions) == SESSIONS
+    assert len(sessions_of(config_entry)) == SESSIONS
     assert _active_sensors(hass) == SESSIONS
     await hass.services.async_call(
         DOMAIN,
@@ -91,5 +91,5 @@ async def test_thousands_of_sessions_restore_with_sensors_and_expire_each_on_tim
     await _advance(hass, freezer, timedelta(seconds=2000))
     ids = [e.data["conversation_id"] for e in expired]
     assert len(ids) == len(set(ids)) == SESSIONS - 1  # each session's end announced once
-    assert tracker_of(config_entry).sessions == []
+    assert sessions_of(config_entry) == []
     assert _active_sensors(hass) == 0
