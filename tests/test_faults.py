@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components import conversation
-from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import intent
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -24,7 +21,7 @@ from custom_components.home_agent.const import (
     EVENT_SESSION_STARTED,
 )
 
-from .delegates import async_setup_delegating_to
+from .delegates import EchoAgent, GateAgent, async_setup_delegating_to
 from .helpers import (
     conversation_ids,
     converse,
@@ -95,43 +92,12 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
 
 
-class _DelegateAgent(conversation.AbstractConversationAgent):
-    """A conversation agent Home Agent can delegate to in these tests."""
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        return MATCH_ALL
-
-    @staticmethod
-    def say(
-        user_input: conversation.ConversationInput, text: str
-    ) -> conversation.ConversationResult:
-        """Answer with `text`."""
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(text)
-        return conversation.ConversationResult(
-            response=response, conversation_id=user_input.conversation_id
-        )
-
-
-class _EchoAgent(_DelegateAgent):
-    """A delegate that repeats what it heard, taking longer for some texts than others."""
-
-    async def async_process(
-        self, user_input: conversation.ConversationInput
-    ) -> conversation.ConversationResult:
-        # Later turns may finish first unless Home Agent keeps a session's turns in order.
-        for _ in range(sum(map(ord, user_input.text)) % 7):
-            await asyncio.sleep(0)
-        return self.say(user_input, f"echo {user_input.text}")
-
-
 async def test_turns_from_many_devices_at_once(
     hass: HomeAssistant, agent_options: dict[str, Any]
 ) -> None:
     """1,000 concurrent turns from 100 devices: nothing lost or reordered, no duplicates."""
     entry = await async_setup_delegating_to(
-        hass, _EchoAgent(), {**agent_options, "history_max_turns": 10}
+        hass, EchoAgent(), {**agent_options, "history_max_turns": 10}
     )
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     devices = [make_device(hass, f"dev-{n}") for n in range(100)]
@@ -153,30 +119,12 @@ async def test_turns_from_many_devices_at_once(
         assert said(session.transcript) == [(f"turn {k}", f"echo turn {k}") for k in range(10)]
 
 
-class _SlowAgent(_DelegateAgent):
-    """A delegate that answers its first turn at once and later ones when released."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.waiting = asyncio.Event()
-        self.calls = 0
-
-    async def async_process(
-        self, user_input: conversation.ConversationInput
-    ) -> conversation.ConversationResult:
-        self.calls += 1
-        if self.calls > 1:
-            self.waiting.set()
-            await self.release.wait()
-        return self.say(user_input, f"answer {self.calls}")
-
-
 async def test_home_assistant_stopping_mid_turn(
     hass: HomeAssistant,
     agent_options: dict[str, Any],
 ) -> None:
     """Stopping while a turn is being answered loses nothing that was complete."""
-    slow = _SlowAgent()
+    slow = GateAgent()  # the second turn waits
     entry = await async_setup_delegating_to(hass, slow, agent_options)
 
     first = await converse(hass, text="remember the milk", device_id=make_device(hass, "dev-a"))
@@ -189,7 +137,7 @@ async def test_home_assistant_stopping_mid_turn(
     stored = stored_sessions(hass, entry.entry_id)
     assert [s["transcript"] for s in stored] == [[["remember the milk", "answer 1"]]]
 
-    slow.release.set()
+    slow.gate.set()
     late = await in_flight
     assert late.conversation_id == first.conversation_id
     assert late.response.speech["plain"]["speech"] == "answer 2"

@@ -14,12 +14,11 @@ from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import intent, issue_registry as ir
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -38,7 +37,13 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.session import Exchange, ToolCall, ToolRound
 
-from .delegates import GateAgent, async_setup_delegating_to
+from .delegates import (
+    DelegateAgent,
+    FixedReplyAgent,
+    GateAgent,
+    async_setup_delegating_to,
+    register_delegate_again,
+)
 from .helpers import (
     async_restarted,
     async_transcripts_read,
@@ -63,7 +68,6 @@ from .storage_files import (
     v1_record,
     write_v1,
 )
-from .test_faults import _DelegateAgent
 
 SECRET = "my door code is 4711"
 HALF_EMOJI = "thumbs up \ud83d"
@@ -90,36 +94,10 @@ async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await async_transcripts_read(entry)
 
 
-class _Speaker(_DelegateAgent):
-    """A delegate that answers with whatever speech it is given (even None)."""
-
-    def __init__(self, speech: Any) -> None:
-        self.speech = speech
-
-    async def async_process(
-        self, user_input: conversation.ConversationInput
-    ) -> conversation.ConversationResult:
-        response = intent.IntentResponse(language=user_input.language)
-        response.speech = {"plain": {"speech": self.speech, "extra_data": None}}
-        return conversation.ConversationResult(
-            response=response, conversation_id=user_input.conversation_id
-        )
-
-
-async def _delegating(hass: HomeAssistant, agent: _DelegateAgent) -> MockConfigEntry:
-    """Set up Home Agent delegating to `agent`."""
-    delegate_entry = MockConfigEntry(domain="test")
-    delegate_entry.add_to_hass(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        entry_id=ENTRY_ID,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent"},
-        options={CONF_AGENT_ID: delegate_entry.entry_id},
-    )
-    entry.add_to_hass(hass)
-    await _setup(hass, entry)
-    conversation.async_set_agent(hass, delegate_entry, agent)
+async def _delegating(hass: HomeAssistant, agent: DelegateAgent) -> MockConfigEntry:
+    """Set up Home Agent delegating to `agent`, its transcripts read."""
+    entry = await async_setup_delegating_to(hass, agent, {}, entry_id=ENTRY_ID)
+    await async_transcripts_read(entry)
     return entry
 
 
@@ -302,9 +280,7 @@ async def test_a_turn_reusing_an_expired_id_at_start_up_gets_nothing_of_it_back(
         freezer.tick(timedelta(minutes=20))  # the first conversation ran out meanwhile
         with _slow_disk() as disk_ready:
             await setup_entry(hass2, entry2)
-            delegate_entry = MockConfigEntry(domain="test", entry_id=entry.options[CONF_AGENT_ID])
-            delegate_entry.add_to_hass(hass2)
-            conversation.async_set_agent(hass2, delegate_entry, agent)
+            register_delegate_again(hass2, entry2, agent)
             turn = hass2.async_create_task(
                 converse(hass2, old.conversation_id, text="what did I tell you")
             )
@@ -348,7 +324,7 @@ async def test_half_an_emoji_in_a_reply_does_not_stop_saving(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A reply cut mid-character is stored (the half replaced); later turns still save."""
-    entry = await _delegating(hass, _Speaker(HALF_EMOJI))
+    entry = await _delegating(hass, FixedReplyAgent(HALF_EMOJI))
     first = await converse(hass, text="how was it", device_id="dev-a")
     await _save(hass, freezer)
     await converse(hass, text="and now", device_id="dev-a")
@@ -371,7 +347,7 @@ async def test_a_delegate_without_speech_is_remembered_as_an_empty_reply(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:
     """Speech None is stored as an empty reply and the conversation survives a restart."""
-    entry = await _delegating(hass, _Speaker(None))
+    entry = await _delegating(hass, FixedReplyAgent(None))
     first = await converse(hass, text="do it quietly", device_id="dev-a")
     async with async_restarted(hass, entry) as (hass2, entry2):
         await _setup(hass2, entry2)
@@ -450,7 +426,7 @@ async def test_duplicate_records_leave_no_zombie(
             v1_record("01JSAMEKEY0000000000000000", "device:dev-b", older, [["x", "x"]]),
         ],
     )
-    entry = await _delegating(hass, _Speaker("Noted."))
+    entry = await _delegating(hass, FixedReplyAgent("Noted."))
     assert conversation_ids(entry) == [CID]
     session = session_of(entry, CID)
     assert session is not None
@@ -731,7 +707,7 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
     error: OSError,
 ) -> None:
     """No `cleared` while the words are on disk; the retry deletes them; a restart agrees."""
-    entry = await _delegating(hass, _Speaker("Noted."))
+    entry = await _delegating(hass, FixedReplyAgent("Noted."))
     first = await converse(hass, text=SECRET, device_id="dev-a")
     await _save(hass, freezer)
     assert SECRET in stored_text(hass, entry.entry_id)
@@ -764,7 +740,7 @@ async def test_a_clear_whose_index_write_fails_does_not_come_back(
     Also when no index write succeeds before Home Assistant stops: the newer transcripts
     file tells which sessions are left, and they keep their transcripts.
     """
-    entry = await _delegating(hass, _Speaker("Noted."))
+    entry = await _delegating(hass, FixedReplyAgent("Noted."))
     first = await converse(hass, text=SECRET, device_id="dev-a")
     kept = await converse(hass, text="keep me", device_id="dev-b")
     await _save(hass, freezer)
@@ -820,7 +796,7 @@ async def test_a_save_cut_short_leaves_no_temporary_file_after_the_next_start(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:
     """What a power loss left half-written is deleted when the agent starts again."""
-    entry = await _delegating(hass, _Speaker("Noted."))
+    entry = await _delegating(hass, FixedReplyAgent("Noted."))
     first = await converse(hass, text="where are my keys", device_id="dev-a")
     await _save(hass, freezer)
     async with async_restarted(hass, entry) as (hass2, entry2):
@@ -860,7 +836,7 @@ async def test_removing_the_agent_while_a_save_is_written_leaves_no_file(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:
     """Removal waits for the save in progress, then deletes what it wrote as well."""
-    entry = await _delegating(hass, _Speaker("Noted."))
+    entry = await _delegating(hass, FixedReplyAgent("Noted."))
     await converse(hass, text="where are my keys", device_id="dev-a")
     await _save(hass, freezer)
     await converse(hass, text=SECRET, device_id="dev-a")
