@@ -197,8 +197,9 @@ class NaiveAgentEntity(conversation.ConversationEntity):
                 started_at=now,
                 last_activity=now,
                 expires_at=now,
+                max_turns=self._max_turns,
             )
-            session.transcript = history
+            session.transcript.extend(history)
             start = len(chat_log.content)
             response = (await self._backend.async_answer(user_input, chat_log, session)).response
             speech = next((c.content for c in reversed(chat_log.content[start:]) if c.content), "")
