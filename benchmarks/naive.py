@@ -169,7 +169,7 @@ class NaiveAgentEntity(conversation.ConversationEntity):
     def __init__(
         self, manager: ConversationSessionManager, backend: AgentBackend, max_turns: int
     ) -> None:
-        """Answer with `backend`; keep up to `max_turns` exchanges per conversation."""
+        """Answer with `backend` (a set-up agent's); keep up to `max_turns` exchanges each."""
         self._manager = manager
         self._backend = backend
         self._max_turns = max_turns

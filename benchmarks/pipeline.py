@@ -46,13 +46,11 @@ from custom_components.home_agent.const import (
     CONF_API_KEY,
     CONF_BACKEND,
     CONF_BASE_URL,
-    CONF_HISTORY_MAX_TURNS,
     CONF_LLM_HASS_API,
     CONF_MODEL,
     DOMAIN,
 )
-from custom_components.home_agent.openai_compatible import OpenAICompatibleBackend
-from custom_components.home_agent.settings import entry_settings
+from custom_components.home_agent.data import HomeAgentConfigEntry
 from tests.fake_openai import FakeOpenAI
 
 from .harness import home_assistant
@@ -185,13 +183,13 @@ async def _async_set_up(hass: HomeAssistant, fake: FakeOpenAI) -> None:
         loaded[title] = entry = MockConfigEntry(domain=DOMAIN, title=title, data=entry_data)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
-    # The naive agent asks the model exactly as the default Home Agent does.
-    settings = entry_settings(loaded["Home Agent"])
+    # The naive agent asks the model exactly as the default Home Agent does: through its
+    # backend, keeping as many exchanges (its own sessions and history are the plan's).
+    default: HomeAgentConfigEntry = loaded["Home Agent"]
     naive = NaiveAgentEntity(
         ConversationSessionManager(hass),
-        # The same backend, its history bounds only (it keeps no sessions of its own).
-        OpenAICompatibleBackend(hass, settings, loaded["Home Agent"].runtime_data.tracker),
-        int(settings[CONF_HISTORY_MAX_TURNS]),
+        default.runtime_data.backend,
+        default.runtime_data.tracker.max_turns,
     )
     await hass.data[DATA_COMPONENT].async_add_entities([_EchoAgentEntity(), naive])
     await hass.async_block_till_done()
