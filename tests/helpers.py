@@ -9,6 +9,7 @@ from datetime import timedelta
 import inspect
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry
@@ -17,6 +18,7 @@ from homeassistant.helpers import device_registry as dr, llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     async_test_home_assistant,
     mock_device_registry,
 )
@@ -193,6 +195,15 @@ class BackgroundWork:
 def background_work(entry: ConfigEntry) -> BackgroundWork:
     """Return the saving and timing out of the loaded agent (see BackgroundWork)."""
     return BackgroundWork(tracker_of(entry))
+
+
+async def async_advance(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta
+) -> None:
+    """Move the clock on and run the timers that fell due (and what they set off)."""
+    freezer.tick(delta)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
 
 
 def make_device(hass: HomeAssistant, name: str) -> str:

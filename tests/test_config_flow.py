@@ -28,13 +28,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_EXPIRED, SessionScope
 
 from .helpers import (
+    async_advance,
     converse,
     loaded_agent,
     make_device,
@@ -527,9 +527,7 @@ async def test_options_change_reloads_and_keeps_sessions(
     assert second.conversation_id == first.conversation_id
 
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    freezer.tick(timedelta(seconds=121))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=121))
     assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
 
 

@@ -20,7 +20,6 @@ from homeassistant.helpers import chat_session
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -32,7 +31,7 @@ from .delegates import (
     async_setup_delegating_to,
     register_delegate_again,
 )
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from .helpers import AGENT_ENTITY_ID, async_advance, async_restarted, make_device, setup_entry
 from .pipeline_runs import BED_LIGHT, Voice, async_setup_demo_lights, async_voice
 
 # Home Assistant 2026.9+'s built-in agent resolves "it"/"them" (English).
@@ -57,9 +56,7 @@ async def _idle(
     if reconnect is not None:
         await reconnect[0].client.close()
     for _ in range(minutes):
-        freezer.tick(timedelta(minutes=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(minutes=1))
     if reconnect is not None:
         voice, hass_ws_client = reconnect
         voice.client = await hass_ws_client(hass, await _long_lived_token(hass))

@@ -23,6 +23,7 @@ from custom_components.home_agent.const import (
 
 from .delegates import EchoAgent, GateAgent, async_setup_delegating_to
 from .helpers import (
+    async_advance,
     conversation_ids,
     converse,
     make_device,
@@ -45,12 +46,8 @@ async def test_clock_jumping_forward_hours_expires_each_session_once(
         for n in range(5)
     }
 
-    freezer.tick(timedelta(hours=7))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(hours=7))
+    await async_advance(hass, freezer, timedelta(seconds=1))
 
     assert sorted(e.data["conversation_id"] for e in expired) == sorted(ids)
     assert sessions_of(setup_integration) == []
@@ -85,9 +82,7 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
     assert len(expired) == 10_000
     assert len({e.data["conversation_id"] for e in expired}) == 10_000
     assert conversation_ids(config_entry) == [answer.conversation_id]
-    freezer.tick(timedelta(seconds=30))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=30))
     stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
 

@@ -19,7 +19,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 
 from custom_components.home_agent.const import (
@@ -30,6 +29,7 @@ from custom_components.home_agent.const import (
 )
 
 from .helpers import (
+    async_advance,
     async_restarted,
     background_work,
     conversation_ids,
@@ -76,13 +76,9 @@ async def test_restart_continues_with_the_remaining_time(
         assert again.conversation_id == first.conversation_id
         assert session.turns == 2
 
-        freezer.tick(TIMEOUT - timedelta(seconds=1))
-        async_fire_time_changed(hass2)
-        await hass2.async_block_till_done()
+        await async_advance(hass2, freezer, TIMEOUT - timedelta(seconds=1))
         assert expired == []
-        freezer.tick(timedelta(seconds=1))
-        async_fire_time_changed(hass2)
-        await hass2.async_block_till_done()
+        await async_advance(hass2, freezer, timedelta(seconds=1))
         assert len(expired) == 1
 
 
@@ -125,9 +121,7 @@ async def test_sessions_that_ran_out_while_stopped_expire_once(
     stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == ["01JFRESH000000000000000000"]
 
-    freezer.tick(timedelta(minutes=50))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(minutes=50))
     assert len(expired) == 2
 
 
@@ -141,9 +135,7 @@ async def test_changes_are_written_once_per_save_delay(
     for device in ("dev-a", "dev-b", "dev-c"):
         await converse(hass, device_id=make_device(hass, device))
     assert not index_path(hass, setup_integration.entry_id).exists()
-    freezer.tick(timedelta(seconds=SAVE_DELAY))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
     assert len(stored_sessions(hass, setup_integration.entry_id)) == 3
     assert saving.saves_written == 1
 
@@ -167,17 +159,13 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
 
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     with patch("custom_components.home_agent.disk_format.os.replace", failing_once):
-        freezer.tick(timedelta(seconds=SAVE_DELAY))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
         assert failures == 1
         assert not index_path(hass, setup_integration.entry_id).exists()
         assert "retrying" in caplog.text
         assert session_of(setup_integration, first.conversation_id) is not None
 
-        freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(seconds=SAVE_RETRY_DELAY))
     stored = stored_sessions(hass, setup_integration.entry_id)
     assert [s["conversation_id"] for s in stored] == [first.conversation_id]
     # No temporary file is left behind by the failed write.

@@ -18,7 +18,6 @@ from pytest_homeassistant_custom_component.common import (
     CLIENT_ID,
     MockConfigEntry,
     MockUser,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
 
@@ -32,6 +31,7 @@ from custom_components.home_agent.const import (
 from .fake_openai import FakeOpenAI
 from .helpers import (
     AGENT_ENTITY_ID,
+    async_advance,
     async_restarted,
     make_device,
     openai_agent_data,
@@ -118,9 +118,7 @@ async def test_after_the_timeout_the_context_starts_fresh(
     kitchen = make_device(hass, "Kitchen satellite")
     before = await voice.say("remember the code word banana", kitchen)
 
-    freezer.tick(TIMEOUT + timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT + timedelta(seconds=1))
     after = await voice.say("what was the code word", kitchen)
 
     assert after.conversation_id != before.conversation_id

@@ -21,13 +21,20 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
-    async_fire_time_changed,
     mock_restore_cache,
 )
 
 from custom_components.home_agent.const import CONF_SESSION_SCOPE, DOMAIN
 
-from .helpers import SUMMARY_KEYS, converse, make_device, session_of, setup_entry, start_session
+from .helpers import (
+    SUMMARY_KEYS,
+    async_advance,
+    converse,
+    make_device,
+    session_of,
+    setup_entry,
+    start_session,
+)
 from .storage_files import v1_record, write_v1
 
 COUNT = "sensor.home_agent_active_conversations"
@@ -133,9 +140,7 @@ async def test_session_sensor_goes_idle_on_expiry_and_keeps_the_last_details(
     await hass.async_block_till_done()
     before = details(KITCHEN, hass)
 
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
 
     assert hass.states.get(KITCHEN).state == "idle"
     assert details(KITCHEN, hass) == before
@@ -221,9 +226,7 @@ async def test_session_sensors_survive_a_reload(
     """After a reload an idle key keeps its sensor and last details; an active one stays active."""
     kitchen = make_device(hass, "Kitchen satellite")
     await converse(hass, device_id=kitchen)
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
     await converse(hass, device_id=make_device(hass, "Bedroom satellite"))
     await hass.async_block_till_done()
     kitchen_before = details(KITCHEN, hass)
@@ -301,9 +304,7 @@ async def test_a_burst_of_expiries_updates_the_count_once(
         ),
     )
 
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
 
     assert count_changes == ["0"]
     states = [hass.states.get(f"sensor.home_agent_satellite_{n}_conversation") for n in range(50)]

@@ -18,7 +18,6 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
     async_capture_events,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -33,6 +32,7 @@ from . import storage_files
 from .helpers import (
     AGENT_ENTITY_ID,
     EVENT_KEYS,
+    async_advance,
     async_restarted,
     conversation_ids,
     converse,
@@ -77,9 +77,7 @@ async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
     bedroom = make_device(hass, "Bedroom satellite")
     first = await converse(hass, text=SECRET, device_id=kitchen)
     await converse(hass, device_id=bedroom)
-    freezer.tick(timedelta(seconds=SAVE_DELAY))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
     assert SECRET in stored_text(hass, setup_integration)
     cleared = async_capture_events(hass, EVENT_SESSION_CLEARED)
 

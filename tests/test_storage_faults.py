@@ -45,6 +45,7 @@ from .delegates import (
     register_delegate_again,
 )
 from .helpers import (
+    async_advance,
     async_restarted,
     async_transcripts_read,
     background_work,
@@ -83,9 +84,7 @@ def stored_devices(hass: HomeAssistant) -> None:
 
 async def _save(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
     """Let the save delay pass."""
-    freezer.tick(timedelta(seconds=SAVE_DELAY))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
 
 
 async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -401,9 +400,7 @@ async def test_a_session_from_the_future_does_not_live_for_years(
     write_v1(hass, config_entry.entry_id, [v1_record(CID, "device:a", ahead, [["q", "a"]])])
     await _setup(hass, config_entry)
     assert session_of(config_entry, CID) is not None
-    freezer.tick(timedelta(hours=1, seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(hours=1, seconds=1))
     assert session_of(config_entry, CID) is None
 
 
@@ -435,9 +432,7 @@ async def test_duplicate_records_leave_no_zombie(
 
     # dev-b continues the kept session; once it runs out, dev-b starts afresh and remembers.
     assert (await converse(hass, device_id="dev-b")).conversation_id == CID
-    freezer.tick(timedelta(hours=1, seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(hours=1, seconds=1))
     assert sessions_of(entry) == []
     fresh = await converse(hass, text="remember me", device_id="dev-b")
     again = await converse(hass, device_id="dev-b")
@@ -722,9 +717,7 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
     assert SECRET in stored_text(hass, entry.entry_id)
     assert session_of(entry, first.conversation_id) is None
 
-    freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=SAVE_RETRY_DELAY))
     assert SECRET not in stored_text(hass, entry.entry_id)
     async with async_restarted(hass, entry) as (hass2, entry2):
         await _setup(hass2, entry2)

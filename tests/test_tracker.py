@@ -29,6 +29,7 @@ from custom_components.home_agent.const import (
 
 from .helpers import (
     EVENT_KEYS,
+    async_advance,
     background_work,
     converse,
     make_device,
@@ -199,15 +200,11 @@ async def test_expires_exactly_at_the_timeout(
     started_at = dt_util.utcnow()
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
 
-    freezer.tick(TIMEOUT - timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT - timedelta(seconds=1))
     assert expired == []
     assert session_of(setup_integration, first.conversation_id) is not None
 
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=1))
     assert len(expired) == 1
     data = expired[0].data
     assert set(data) == EVENT_KEYS | {"reason"}
@@ -218,9 +215,7 @@ async def test_expires_exactly_at_the_timeout(
     assert session_of(setup_integration, first.conversation_id) is None
 
     # Time goes on: the event is not repeated, and the next turn starts afresh.
-    freezer.tick(TIMEOUT * 3)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT * 3)
     assert len(expired) == 1
     after = await converse(hass, first.conversation_id, device_id=make_device(hass, "dev-a"))
     session = session_of(setup_integration, after.conversation_id)
@@ -236,9 +231,7 @@ async def test_activity_extends_the_session(
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     for _ in range(3):
-        freezer.tick(TIMEOUT - timedelta(minutes=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, TIMEOUT - timedelta(minutes=1))
         result = await converse(hass, device_id=make_device(hass, "dev-a"))
         assert result.conversation_id == first.conversation_id
     assert expired == []
@@ -246,9 +239,7 @@ async def test_activity_extends_the_session(
     assert session is not None
     assert session.expires_at == dt_util.utcnow() + TIMEOUT
 
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
     assert len(expired) == 1
     assert expired[0].data["turns"] == 4
 
@@ -282,9 +273,7 @@ async def test_satellite_activity_keeps_the_session_alive(
     session = session_of(setup_integration, first.conversation_id)
     assert session is not None
     assert session.turns == 1
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
     assert len(expired) == 1
 
 
