@@ -28,7 +28,6 @@ from aiohttp.test_utils import unused_port
 from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import (
-    Pipeline,
     PipelineEvent,
     PipelineEventType,
     PipelineInput,
@@ -52,6 +51,7 @@ from custom_components.home_agent.const import (
 )
 from custom_components.home_agent.data import HomeAgentConfigEntry
 from tests.fake_openai import FakeOpenAI
+from tests.pipeline_runs import text_pipeline
 
 from .harness import home_assistant
 from .naive import ConversationSessionManager, NaiveAgentEntity
@@ -103,31 +103,13 @@ class _EchoAgentEntity(conversation.ConversationEntity):
         )
 
 
-def _pipeline(conversation_engine: str) -> Pipeline:
-    """Return a pipeline that hands every turn to `conversation_engine`."""
-    return Pipeline(
-        conversation_engine=conversation_engine,
-        conversation_language="en",
-        language="en",
-        name=conversation_engine,
-        stt_engine=None,
-        stt_language=None,
-        tts_engine=None,
-        tts_language=None,
-        tts_voice=None,
-        wake_word_entity=None,
-        wake_word_id=None,
-        prefer_local_intents=False,
-    )
-
-
 class _Satellite:
     """Runs pipeline turns the way a satellite does: it keeps Home Assistant's session id."""
 
     def __init__(self, hass: HomeAssistant, agent_id: str) -> None:
         """Talk to one agent."""
         self._hass = hass
-        self._pipeline = _pipeline(agent_id)
+        self._pipeline = text_pipeline(agent_id)
         self._conversation_id: str | None = None
         self.speech = ""
 

@@ -17,12 +17,13 @@ import logging
 import os
 import platform
 import time
+from typing import Any
 
 from homeassistant.const import __version__ as HA_VERSION
 
 from custom_components.home_agent.const import SAVE_DELAY
 
-from . import delegate, pipeline, restore, sensors, streaming, turns, writes
+from . import delegate, memory, pipeline, restore, sensors, streaming, turns, writes
 from .harness import Spread, home_assistant
 
 TURNS = 20_000
@@ -37,6 +38,11 @@ STREAMING_RUNS = 7
 DELEGATED_SESSIONS = 10_000
 TARGET_KEEP_ALIVE_MS_PER_MINUTE = 5.0
 TARGET_FIRST_TEXT_AFTER_CHUNK_MILLISECONDS = 20.0
+TARGET_EVIDENCE = 0.95
+TARGET_NOTE_TOKENS = 300
+TARGET_RECALL_TOKENS = 150
+TARGET_RECALL_MILLISECONDS = 2.0
+TARGET_LOAD_MILLISECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +374,135 @@ async def _async_streaming_rows() -> tuple[list[Row], list[str]]:
     return rows, details
 
 
+def _pair(values: tuple[str, str]) -> str:
+    """Format the two baselines' figures: ChatGPT-style; aradlein-style."""
+    return "; ".join(values)
+
+
+async def _async_memory_rows() -> tuple[list[Row], list[str]]:
+    """Measure (i), household memory: right and cheap, beside two baselines."""
+    ours = await memory.async_run_household(memory.HOME_AGENT)
+    raw = await memory.async_run_household(memory.HOME_AGENT, raw_queries=True)
+    chat = await memory.async_run_household(memory.ALL_NOTES)
+    top = await memory.async_run_household(memory.TOP_FIVE)
+    times = await memory.async_timings()
+
+    def both(value: Any) -> str:
+        return _pair((value(chat), value(top)))
+
+    def share(run: memory.HouseholdRun) -> str:
+        return f"{run.answered / run.questions:.1%} ({run.answered}/{run.questions})"
+
+    def per_turn(run: memory.HouseholdRun) -> str:
+        if run.memory_requests == 0:
+            return "0 (written in the turn)"
+        return f"{run.memory_requests:,} for {run.expired_sessions} sessions, {run.turns} turns"
+
+    rows = [
+        Row(
+            "i. evidence recall: the answering note is in the system prompt's notes or one "
+            "recall result",
+            share(ours),
+            both(share),
+            "—",
+            f"≥ {TARGET_EVIDENCE:.0%}",
+            _met(ours.answered / ours.questions >= TARGET_EVIDENCE),
+        ),
+        Row(
+            f"i. questions about an updated fact given an earlier version too "
+            f"(of {ours.updated_questions})",
+            f"{ours.stale}",
+            both(lambda run: f"{run.stale}"),
+            "—",
+            "0",
+            _met(ours.stale == 0),
+        ),
+        Row(
+            f"i. requests holding a private note of someone other than the speaker "
+            f"(of {ours.requests:,} requests)",
+            f"{ours.private_leaks}",
+            both(lambda run: f"{run.private_leaks:,}"),
+            "—",
+            "0",
+            _met(ours.private_leaks == 0),
+        ),
+        Row(
+            "i. forgotten notes in a later prompt, recall result or session / in the bytes "
+            "under `.storage`",
+            f"{ours.forgotten_leaks} / {ours.forgotten_on_disk}",
+            both(lambda run: f"{run.forgotten_leaks} / {run.forgotten_on_disk}"),
+            "—",
+            "0 / 0",
+            _met(ours.forgotten_leaks == ours.forgotten_on_disk == 0),
+        ),
+        Row(
+            "i. tokens the notes add to a session's system prompt, largest / mean "
+            "(3 characters a token)",
+            f"{ours.max_note_tokens} / {ours.mean_note_tokens:.0f}",
+            both(lambda run: f"{run.max_note_tokens:,} / {run.mean_note_tokens:,.0f}"),
+            _ratio(chat.max_note_tokens, ours.max_note_tokens),
+            f"≤ {TARGET_NOTE_TOKENS}",
+            _met(ours.max_note_tokens <= TARGET_NOTE_TOKENS),
+        ),
+        Row(
+            f"i. prompt tokens a prefix-caching server evaluates again on follow-ups "
+            f"(sessions whose system prompt changed; {ours.follow_ups} follow-ups)",
+            f"{ours.reevaluated_tokens:,} ({ours.changed_prompts})",
+            both(lambda run: f"{run.reevaluated_tokens:,} ({run.changed_prompts})"),
+            "—",
+            "0",
+            _met(ours.reevaluated_tokens == 0 and ours.changed_prompts == 0),
+        ),
+        Row(
+            "i. largest recall result",
+            f"{ours.max_recall_tokens} tokens",
+            both(lambda run: f"{run.max_recall_tokens}" if run.max_recall_tokens else "—"),
+            "—",
+            f"≤ {TARGET_RECALL_TOKENS} tokens",
+            _met(ours.max_recall_tokens <= TARGET_RECALL_TOKENS),
+        ),
+        Row(
+            "i. model requests for memory: per expired session / of cleared sessions",
+            f"{'/'.join(map(str, ours.extraction_counts))} / {ours.requests_of_cleared}",
+            both(per_turn),
+            "—",
+            "exactly 1 / 0",
+            _met(ours.extraction_counts == [1] and ours.requests_of_cleared == 0),
+        ),
+        Row(
+            f"i. one recall (search, result budget, use count), {memory.RECALL_NOTES:,} notes "
+            "(median / p99)",
+            f"{times.recall_median_ms:.3f} / {times.recall_p99_ms:.3f} ms",
+            "—",
+            "—",
+            f"≤ {TARGET_RECALL_MILLISECONDS:.0f} ms",
+            _met(times.recall_p99_ms <= TARGET_RECALL_MILLISECONDS),
+        ),
+        Row(
+            f"i. loading {memory.LOAD_NOTES:,} notes at start-up (best of {memory.REPEATS}) / "
+            "largest event-loop block",
+            f"{times.load_ms:.1f} / {times.load_block_ms:.1f} ms",
+            "—",
+            "—",
+            f"≤ {TARGET_LOAD_MILLISECONDS:.0f} / ≤ {TARGET_BLOCK_MILLISECONDS:.0f} ms",
+            _met(
+                times.load_ms <= TARGET_LOAD_MILLISECONDS
+                and times.load_block_ms <= TARGET_BLOCK_MILLISECONDS
+            ),
+        ),
+    ]
+    details = [
+        f"i. the household of benchmarks/household.py ({len(memory.script.PEOPLE)} people and "
+        f"a guest, {len(memory.script.SATELLITES)} satellites, phones): {ours.turns} turns in "
+        f"{ours.expired_sessions} sessions ended by expiry and {ours.cleared_sessions} cleared, "
+        f"{ours.requests} model requests; second column: {memory.ALL_NOTES} / {memory.TOP_FIVE}. "
+        f"With recall searching the raw question instead of the model's keywords, evidence "
+        f"recall is {share(raw)}. The first search after start-up builds the index of "
+        f"{memory.RECALL_NOTES:,} notes in {times.index_ms:.1f} ms (once)."
+    ]
+    return rows, details
+
+
 def _table(rows: list[Row]) -> str:
     """Render the rows as a markdown table."""
     lines = [
@@ -411,6 +546,10 @@ async def async_main(only: str | None = None) -> None:
         delegate_rows, delegate_details = await _async_delegate_rows()
         rows += delegate_rows
         details += delegate_details
+    if only in (None, "memory"):
+        memory_rows, memory_details = await _async_memory_rows()
+        rows += memory_rows
+        details += memory_details
     print(
         f"Home Assistant {HA_VERSION}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (load average {load:.1f} at the start, "
@@ -428,7 +567,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Measure Home Agent against the naive plan.")
     parser.add_argument(
         "--only",
-        choices=("turns", "writes", "restore", "pipeline", "sensors", "streaming", "delegate"),
-        help="measure one group of rows (a, b, c, d, f, g or h)",
+        choices=(
+            "turns",
+            "writes",
+            "restore",
+            "pipeline",
+            "sensors",
+            "streaming",
+            "delegate",
+            "memory",
+        ),
+        help="measure one group of rows (a, b, c, d, f, g, h or i: household memory)",
     )
     asyncio.run(async_main(parser.parse_args().only))

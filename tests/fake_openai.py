@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
 import json
@@ -180,6 +181,9 @@ class FakeOpenAI:
         self.chars_per_token: float | None = None
         self.huge_bytes_sent = 0
         self.models_status = 200
+        # Plays the model when nothing is scripted: the assistant message for a request, or
+        # None for the default "Reply <n>.".
+        self.responder: Callable[[Recorded], dict[str, Any] | None] | None = None
 
     @property
     def base_url(self) -> str:
@@ -324,6 +328,8 @@ class FakeOpenAI:
             return web.json_response({"error": {"message": "stream not supported"}}, status=400)
         if self._script:
             scripted = self._script.popleft()
+        elif self.responder is not None and (message := self.responder(self.requests[-1])):
+            scripted = Scripted(message=message, chunks=4)
         else:
             text = f"Reply {len(self.chat_requests)}."
             scripted = Scripted(message={"role": "assistant", "content": text})

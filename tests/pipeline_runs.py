@@ -7,10 +7,18 @@ from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.components.assist_pipeline import (
+    Pipeline,
+    PipelineEvent,
+    PipelineEventType,
+    PipelineInput,
+    PipelineRun as AssistPipelineRun,
+    PipelineStage,
+)
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import llm
+from homeassistant.helpers import chat_session, llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
@@ -200,3 +208,63 @@ async def async_voice(
         client, conversation_engine, prefer_local_intents=prefer_local_intents
     )
     return Voice(client, pipeline_id)
+
+
+def text_pipeline(conversation_engine: str) -> Pipeline:
+    """Return a text-only pipeline answered by an agent (as stored pipelines are)."""
+    return Pipeline(
+        conversation_engine=conversation_engine,
+        conversation_language="en",
+        language="en",
+        name=conversation_engine,
+        stt_engine=None,
+        stt_language=None,
+        tts_engine=None,
+        tts_language=None,
+        tts_voice=None,
+        wake_word_entity=None,
+        wake_word_id=None,
+        prefer_local_intents=False,
+    )
+
+
+@dataclass(slots=True)
+class Satellite:
+    """A voice satellite: runs the pipeline itself, with no user, keeping Home Assistant's id.
+
+    This is how an Assist satellite's turn reaches the agent after speech-to-text: its
+    context has no user, it names its device, and it passes back the chat session's id.
+    """
+
+    hass: HomeAssistant
+    agent_id: str
+    device_id: str
+    context: Context | None = None
+    conversation_id: str | None = None
+
+    async def say(self, text: str) -> PipelineRun:
+        """Run the intent stage for `text`; return the run's events."""
+        if "assist_pipeline" not in self.hass.config.components:
+            await async_setup_assist_pipeline(self.hass)
+        events: list[dict[str, Any]] = []
+
+        def on_event(event: PipelineEvent) -> None:
+            events.append({"type": str(event.type), "data": event.data})
+
+        with chat_session.async_get_chat_session(self.hass, self.conversation_id) as session:
+            self.conversation_id = session.conversation_id
+            run = AssistPipelineRun(
+                self.hass,
+                context=self.context or Context(),
+                pipeline=text_pipeline(self.agent_id),
+                start_stage=PipelineStage.INTENT,
+                end_stage=PipelineStage.INTENT,
+                event_callback=on_event,
+            )
+            turn = PipelineInput(
+                run=run, session=session, intent_input=text, device_id=self.device_id
+            )
+            await turn.validate()
+            await turn.execute()
+        assert PipelineEventType.ERROR not in [e["type"] for e in events], events
+        return PipelineRun(events)

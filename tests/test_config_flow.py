@@ -52,6 +52,8 @@ STRINGS: dict[str, Any] = json.loads(
 )
 MODELS = ["qwen2.5:7b", "llama3.2:3b"]
 SESSION_INPUT = {"session_timeout": 600, "session_scope": "user", "history_max_turns": 4}
+# Household memory is off unless chosen.
+MEMORY_DEFAULTS = {"memory": False, "memory_prompt_tokens": 300}
 OPENAI_OPTIONS = {
     "model": "llama3.2:3b",
     "prompt": "You are the kitchen assistant.",
@@ -264,6 +266,8 @@ async def test_openai_agent_is_created_with_the_chosen_model(
             "history_max_tokens": 6000,
             "history_summary": False,
             **SESSION_INPUT,
+            "memory": True,
+            "memory_prompt_tokens": 500,
         },
     )
     await hass.async_block_till_done()
@@ -288,6 +292,8 @@ async def test_openai_agent_is_created_with_the_chosen_model(
         "session_timeout": 600,
         "session_scope": "user",
         "history_max_turns": 4,
+        "memory": True,
+        "memory_prompt_tokens": 500,
     }
     assert isinstance(result["options"]["session_timeout"], int)
     entry = result["result"]
@@ -320,6 +326,7 @@ async def test_openai_defaults_and_a_model_the_endpoint_does_not_list(
         "session_timeout": 3600,
         "session_scope": "device",
         "history_max_turns": 10,
+        **MEMORY_DEFAULTS,
     }
 
 
@@ -434,7 +441,11 @@ async def test_agent_backend_is_created(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Living room"
     assert result["data"] == {"backend": "agent"}
-    assert result["options"] == {"agent_id": "conversation.home_assistant", **SESSION_INPUT}
+    assert result["options"] == {
+        "agent_id": "conversation.home_assistant",
+        **SESSION_INPUT,
+        **MEMORY_DEFAULTS,
+    }
     assert result["result"].state is ConfigEntryState.LOADED
 
 
@@ -513,6 +524,7 @@ async def test_options_change_reloads_and_keeps_sessions(
         "session_timeout": 120,
         "session_scope": "device",
         "history_max_turns": 3,
+        **MEMORY_DEFAULTS,
     }
     assert entry.state is ConfigEntryState.LOADED
     assert loaded_agent(entry) is not before
@@ -617,6 +629,8 @@ async def test_openai_options_offer_the_endpoint_models(
         "session_timeout": 86400,
         "session_scope": "none",
         "history_max_turns": 1,
+        "memory": True,
+        "memory_prompt_tokens": 0,
     }
     assert suggested(result, "warm_up") is True
     with pytest.raises(InvalidData) as err:

@@ -21,11 +21,12 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.home_agent.const import CONF_WARM_UP, DOMAIN
+from custom_components.home_agent.const import CONF_MEMORY, CONF_WARM_UP, DOMAIN
 from custom_components.home_agent.redact import is_local_address
 
 from .fake_openai import FakeOpenAI
 from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data, setup_entry
+from .memory.household import prompt_notes, remember
 from .pipeline_runs import Voice, async_voice
 
 
@@ -330,3 +331,29 @@ async def test_moving_to_a_public_endpoint_takes_its_default_again(
 
     assert result["reason"] == "reconfigure_successful"
     assert CONF_WARM_UP not in entry.options
+
+
+async def test_the_warm_up_carries_the_notes_the_turn_will_have(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    fake_openai: FakeOpenAI,
+) -> None:
+    """With household memory on, the notes are part of the prefix, the same in both."""
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, CONF_MEMORY: True}
+    )
+    await setup_entry(hass, config_entry)
+    await remember(hass, "The guest room heater must never go above 20 degrees.")
+    voice = await _preferred_voice(hass, hass_ws_client)
+    kitchen, kitchen_device = _satellite(hass, "kitchen")
+
+    await _listen(hass, kitchen)
+    await voice.say("how warm may the guest room be", kitchen_device)
+
+    [warm_up] = fake_openai.warm_ups
+    [turn] = fake_openai.chat_requests
+    assert prompt_notes(warm_up.system_prompt) == [
+        "The guest room heater must never go above 20 degrees."
+    ]
+    assert turn.prompt_text.startswith(warm_up.prompt_text)

@@ -23,6 +23,9 @@ from .data import HomeAgentConfigEntry, HomeAgentData
 from .delegate import DelegateBackend
 from .lasting import async_drop_lasting_state, lasting_state
 from .local_turns import LocalTurnWatcher
+from .notes_actions import async_setup_memory_services
+from .notes_api import async_register_memory_api
+from .notes_setup import async_follow_sessions, async_open_memory, async_remove_memory
 from .openai_compatible import OpenAICompatibleBackend
 from .recap import RecapMaker
 from .services import async_setup_services
@@ -36,8 +39,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services (they exist even while no agent is loaded)."""
+    """Register the actions and the memory LLM API (they exist even while no agent is loaded)."""
     async_setup_services(hass)
+    async_setup_memory_services(hass)
+    async_register_memory_api(hass)
     return True
 
 
@@ -55,10 +60,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     )
     backend: AgentBackend
     recaps: RecapMaker | None = None
+    client: ModelClient | None = None
     if settings[CONF_BACKEND] == Backend.OPENAI:
         client = ModelClient(hass, settings[CONF_BASE_URL], settings.get(CONF_API_KEY))
         await client.async_check()
-        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client)
+    memory = await async_open_memory(hass, entry, settings, client)
+    if client is not None:
+        model_backend = OpenAICompatibleBackend(hass, settings, tracker, client, memory.notes)
         if tracker.summarize:
             recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
             entry.async_on_unload(recaps.async_stop)
@@ -67,16 +75,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
         backend = model_backend
     else:
         conversations = lasting.delegate_conversations
-        backend = DelegateBackend(hass, settings[CONF_AGENT_ID], entry.entry_id, conversations)
+        backend = DelegateBackend(
+            hass, settings[CONF_AGENT_ID], entry.entry_id, conversations, memory.notes
+        )
         conversations.async_attach(tracker)
         entry.async_on_unload(conversations.async_detach)
     await tracker.async_start()
     entry.async_on_unload(tracker.async_shutdown)
+    async_follow_sessions(entry, tracker, memory)
     watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
     entry.async_on_unload(watcher.async_stop)
     if recaps is not None:
         recaps.async_resume()
-    entry.runtime_data = HomeAgentData(tracker=tracker, backend=backend, recaps=recaps)
+    entry.runtime_data = HomeAgentData(
+        tracker=tracker,
+        backend=backend,
+        recaps=recaps,
+        notes=memory.notes,
+        extractor=memory.extractor,
+    )
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -94,6 +111,10 @@ async def async_unload_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
-    """Delete every file holding the agent's sessions and transcripts, and its repairs."""
+    """Delete every file holding the agent's sessions and transcripts, and its repairs.
+
+    The household's notes go with the last agent that has memory on.
+    """
     async_drop_lasting_state(hass, entry.entry_id)
     await async_remove_stored(hass, entry.entry_id)
+    await async_remove_memory(hass, entry.entry_id)

@@ -44,6 +44,8 @@ from .const import (
     CONF_HISTORY_SUMMARY,
     CONF_LLM_HASS_API,
     CONF_MAX_TOKENS,
+    CONF_MEMORY,
+    CONF_MEMORY_PROMPT_TOKENS,
     CONF_MODEL,
     CONF_PROMPT,
     CONF_SESSION_SCOPE,
@@ -56,6 +58,8 @@ from .const import (
     DEFAULT_HISTORY_MAX_TURNS,
     DEFAULT_HISTORY_SUMMARY,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_MEMORY,
+    DEFAULT_MEMORY_PROMPT_TOKENS,
     DEFAULT_SESSION_SCOPE,
     DEFAULT_SESSION_TIMEOUT,
     DEFAULT_TEMPERATURE,
@@ -63,9 +67,11 @@ from .const import (
     LOGGER,
     MAX_HISTORY_MAX_TOKENS,
     MAX_HISTORY_MAX_TURNS,
+    MAX_MEMORY_PROMPT_TOKENS,
     MAX_SESSION_TIMEOUT,
     MIN_HISTORY_MAX_TOKENS,
     MIN_HISTORY_MAX_TURNS,
+    MIN_MEMORY_PROMPT_TOKENS,
     MIN_SESSION_TIMEOUT,
     Backend,
     SessionScope,
@@ -80,6 +86,7 @@ NUMBER_FIELDS = (
     CONF_HISTORY_MAX_TOKENS,
     CONF_TEMPERATURE,
     CONF_MAX_TOKENS,
+    CONF_MEMORY_PROMPT_TOKENS,
 )
 
 USER_SCHEMA = vol.Schema(
@@ -145,6 +152,24 @@ SESSION_SCHEMA = vol.Schema(
     }
 )
 
+# Household memory, for both backends; the session settings and these end every form.
+MEMORY_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_MEMORY, default=DEFAULT_MEMORY): BooleanSelector(),
+        vol.Required(
+            CONF_MEMORY_PROMPT_TOKENS, default=DEFAULT_MEMORY_PROMPT_TOKENS
+        ): NumberSelector(
+            NumberSelectorConfig(
+                min=MIN_MEMORY_PROMPT_TOKENS,
+                max=MAX_MEMORY_PROMPT_TOKENS,
+                step=1,
+                mode=NumberSelectorMode.BOX,
+            )
+        ),
+    }
+)
+SHARED_SCHEMA = SESSION_SCHEMA.extend(MEMORY_SCHEMA.schema)
+
 
 def _model_schema(
     hass: HomeAssistant, models: list[str] | None, *, warm_up_default: bool
@@ -204,11 +229,13 @@ def _number_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _session_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the session options of a submitted form, as stored."""
+    """Return the session and memory options of a submitted form, as stored."""
     return {
         CONF_SESSION_TIMEOUT: int(user_input[CONF_SESSION_TIMEOUT]),
         CONF_SESSION_SCOPE: user_input[CONF_SESSION_SCOPE],
         CONF_HISTORY_MAX_TURNS: int(user_input[CONF_HISTORY_MAX_TURNS]),
+        CONF_MEMORY: bool(user_input[CONF_MEMORY]),
+        CONF_MEMORY_PROMPT_TOKENS: int(user_input[CONF_MEMORY_PROMPT_TOKENS]),
     }
 
 
@@ -332,7 +359,7 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
             self.hass,
             self._models,
             warm_up_default=is_local_address(self._connection[CONF_BASE_URL]),
-        ).extend(SESSION_SCHEMA.schema)
+        ).extend(SHARED_SCHEMA.schema)
         return self.async_show_form(
             step_id="model",
             data_schema=self.add_suggested_values_to_schema(
@@ -358,7 +385,7 @@ class HomeAgentConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="agent",
             data_schema=self.add_suggested_values_to_schema(
-                AGENT_SCHEMA.extend(SESSION_SCHEMA.schema), user_input
+                AGENT_SCHEMA.extend(SHARED_SCHEMA.schema), user_input
             ),
             errors=errors,
         )
@@ -498,7 +525,7 @@ class HomeAgentOptionsFlow(OptionsFlow):
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                schema.extend(SESSION_SCHEMA.schema), values
+                schema.extend(SHARED_SCHEMA.schema), values
             ),
             errors=errors,
             description_placeholders={

@@ -95,3 +95,22 @@ RECAP_CHUNK: Final = 20
 # Warm the model up while the person is still talking (on by default for endpoints on this
 # machine or the local network, off for others: a warm-up is a request that may be billed).
 CONF_WARM_UP: Final = "warm_up"
+
+# Household memory (off by default, per agent): notes kept across sessions.
+CONF_MEMORY: Final = "memory"
+CONF_MEMORY_PROMPT_TOKENS: Final = "memory_prompt_tokens"
+DEFAULT_MEMORY: Final = False
+DEFAULT_MEMORY_PROMPT_TOKENS: Final = 300
+MIN_MEMORY_PROMPT_TOKENS: Final = 0
+MAX_MEMORY_PROMPT_TOKENS: Final = 2000
+# The LLM API through which models (Home Agent's and other agents') use the notes.
+MEMORY_API_ID: Final = "home_agent_memory"
+MEMORY_API_NAME: Final = "Home Agent memory"
+
+EVENT_MEMORY_ADDED: Final = "home_agent_memory_added"
+EVENT_MEMORY_UPDATED: Final = "home_agent_memory_updated"
+EVENT_MEMORY_FORGOTTEN: Final = "home_agent_memory_forgotten"
+
+SERVICE_REMEMBER: Final = "remember"
+SERVICE_FORGET: Final = "forget"
+SERVICE_LIST_MEMORIES: Final = "list_memories"

@@ -11,6 +11,8 @@ from .metrics import TurnMetricsHub
 
 if TYPE_CHECKING:
     from .backend import AgentBackend
+    from .notes_extraction import NoteExtractor
+    from .notes_prompt import AgentNotes
     from .recap import RecapMaker
     from .tracker import SessionTracker
 
@@ -25,5 +27,9 @@ class HomeAgentData:
     backend: AgentBackend
     # Keeps running summaries of long sessions (`openai` agents with summaries on).
     recaps: RecapMaker | None = None
+    # The household's notes for the agent's prompts (memory on).
+    notes: AgentNotes | None = None
+    # Turns its expired sessions into notes (`openai` agents with memory on).
+    extractor: NoteExtractor | None = None
     # What the last turn cost, for the metric sensors.
     metrics: TurnMetricsHub = field(default_factory=TurnMetricsHub)

@@ -9,6 +9,8 @@ An LLM delegate reads the earlier turns in its own chat log; what it cannot know
 said before Home Assistant restarted) is told once, as `extra_system_prompt`, the same text
 every turn; turns Home Assistant answered itself meanwhile are added to its chat log, in
 order. A legacy agent that keeps no chat log is told the whole transcript every turn.
+With memory on, the household's notes for the session's speaker go with that prompt,
+chosen once per session (see `notes_prompt.py`), so it stays the same turn after turn.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .compat import async_converse, chat_session_context, satellite_id_of
 from .const import DOMAIN
 from .delegate_conversations import DelegateConversation, DelegateConversations
 from .memory import last_text, transcript_lines
+from .notes_prompt import AgentNotes
 from .session import Session
 
 
@@ -58,12 +61,14 @@ class DelegateBackend:
         delegate_id: str,
         own_entry_id: str,
         conversations: DelegateConversations,
+        notes: AgentNotes | None = None,
     ) -> None:
         """Delegate to `delegate_id`, in the conversations kept for the agent's sessions."""
         self._hass = hass
         self.delegate_id = delegate_id
         self._own_entry_id = own_entry_id
         self._conversations = conversations
+        self._notes = notes
 
     @property
     def can_act(self) -> bool:
@@ -114,8 +119,13 @@ class DelegateBackend:
         delegated: DelegateConversation,
     ) -> tuple[conversation.ConversationResult, list[conversation.Content]]:
         """Run the delegate in its conversation; return its result and what it added."""
+        notes = (
+            self._notes.async_section(session, user_input.context.user_id).lstrip()
+            if self._notes
+            else None
+        )
         extra = "\n\n".join(
-            part for part in (delegated.prompt, user_input.extra_system_prompt) if part
+            part for part in (delegated.prompt, notes, user_input.extra_system_prompt) if part
         )
         # Held outermost: a conversation that ends meanwhile is cleaned up only once Home
         # Assistant has stored its chat log and session (else the stored log would linger).

@@ -1,7 +1,11 @@
-"""Diagnostics: the configuration (secrets redacted) and session summaries: no text, no ids."""
+"""Diagnostics: the configuration (secrets redacted), session summaries and note counts.
+
+No text, no ids: nothing anyone said, no note, no conversation or user id.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 import dataclasses
 from typing import Any
@@ -79,4 +83,26 @@ async def async_get_config_entry_diagnostics(
             "save_pending": tracker.store.save_pending,
             "writes": tracker.store.writes,
         },
+        "memory": _memory(entry),
+    }
+
+
+def _memory(entry: HomeAgentConfigEntry) -> dict[str, Any] | None:
+    """Return counts of the household's notes: never a note's text nor whose it is."""
+    if (notes := entry.runtime_data.notes) is None:
+        return None
+    notebook = notes.notebook
+    current = [note for note in notebook.notes.values() if note.active]
+    return {
+        "prompt_tokens": notes.budget,
+        "notes": len(current),
+        "household_notes": sum(1 for note in current if note.person is None),
+        "rules": sum(1 for note in current if note.rule),
+        "earlier_versions": len(notebook.notes) - len(current),
+        "by_origin": dict(Counter(str(note.origin) for note in current)),
+        "session_frames": sum(1 for key in notebook.frames if key[0] == entry.entry_id),
+        "pending_extractions": sum(
+            1 for pending in notebook.pending.values() if pending.entry_id == entry.entry_id
+        ),
+        "storage": {"save_pending": notebook.store.save_pending, "writes": notebook.store.writes},
     }

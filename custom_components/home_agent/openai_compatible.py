@@ -31,11 +31,12 @@ from .const import (
 from .llm_tools import ToolBox, async_get_toolbox
 from .memory import exchange_json, json_text, live_messages, with_facts
 from .metrics import TurnStats
+from .notes_prompt import AgentNotes
 from .prompt import async_system_prompt, async_turn_facts
 from .prompt_cache import prompt_cache
 from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
-from .settings import llm_api_ids
+from .settings import llm_api_ids, model_api_ids
 from .token_budget import TokenEstimator, exchanges_over_budget
 from .tracker import SessionTracker
 
@@ -52,8 +53,9 @@ class OpenAICompatibleBackend:
         settings: Mapping[str, Any],
         tracker: SessionTracker,
         client: ModelClient | None = None,
+        notes: AgentNotes | None = None,
     ) -> None:
-        """Remember the endpoint settings, the sessions' tracker and the endpoint's client."""
+        """Remember the settings, the sessions' tracker, the client and the notes (memory on)."""
         self._hass = hass
         self._settings = settings
         self._tracker = tracker
@@ -64,6 +66,7 @@ class OpenAICompatibleBackend:
         self.prompt_cache = prompt_cache(
             hass, normalize_base_url(settings[CONF_BASE_URL]), settings.get(CONF_MODEL)
         )
+        self.notes = notes
 
     @property
     def can_act(self) -> bool:
@@ -135,13 +138,15 @@ class OpenAICompatibleBackend:
         Everything before the current turn is the same as in the previous request of the
         session, so a server's prompt cache only evaluates what is new.
         """
-        toolbox = await async_get_toolbox(self._hass, llm_api_ids(self._settings), context)
+        toolbox = await async_get_toolbox(self._hass, model_api_ids(self._settings), context)
+        user_id = context.context.user_id if context.context is not None else None
         system_prompt = await async_system_prompt(
             self._hass,
             self._settings[CONF_PROMPT],
             context,
             api_prompts=toolbox.prompts,
             extra_system_prompt=extra_system_prompt,
+            notes=self.notes.async_section(session, user_id) if self.notes else "",
         )
         tools = toolbox.schemas()
         recap = session.recap if session is not None else None

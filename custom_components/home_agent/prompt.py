@@ -64,14 +64,18 @@ async def async_system_prompt(
     *,
     api_prompts: list[str],
     extra_system_prompt: str | None,
+    notes: str = "",
 ) -> str:
-    """Return the instructions, the LLM APIs' prompts and the caller's extra prompt.
+    """Return the instructions, the LLM APIs' prompts, the notes and the caller's extra prompt.
 
     Nothing here changes from one turn to the next (the time goes with the turn, see
-    `async_turn_facts`), so consecutive requests of a session share their prefix.
+    `async_turn_facts`; the notes are chosen once per session, see `notes_prompt.py`), so
+    consecutive requests of a session share their prefix.
     """
     user_name = await async_user_name(hass, llm_context)
     parts = [render_template(hass, prompt_template, llm_context, user_name), *api_prompts]
+    if notes:
+        parts[-1] += notes
     if extra_system_prompt:
         parts.append(extra_system_prompt)
     return "\n".join(parts)

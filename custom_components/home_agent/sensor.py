@@ -22,6 +22,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
+from .memory_sensor import MemoriesSensor
 from .metric_sensors import metric_sensors
 from .owners import (
     KeyOwner,
@@ -74,6 +75,8 @@ async def async_setup_entry(
     key_sensors = KeySessionSensors(hass, entry, async_add_entities)
     entry.async_on_unload(tracker.async_add_listener(key_sensors.async_session_changed))
     async_add_entities([ActiveSessionsSensor(entry), *metric_sensors(entry)])
+    if (notes := entry.runtime_data.notes) is not None:
+        async_add_entities([MemoriesSensor(entry, notes.notebook)])
     # Keys seen before a restart still have their sensor, idle until used again.
     prefix = session_sensor_unique_id(entry.entry_id, "")
     registered = [

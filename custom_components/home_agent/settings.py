@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
 
 from .const import (
@@ -18,6 +19,8 @@ from .const import (
     CONF_HISTORY_SUMMARY,
     CONF_LLM_HASS_API,
     CONF_MAX_TOKENS,
+    CONF_MEMORY,
+    CONF_MEMORY_PROMPT_TOKENS,
     CONF_PROMPT,
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
@@ -29,9 +32,13 @@ from .const import (
     DEFAULT_HISTORY_MAX_TURNS,
     DEFAULT_HISTORY_SUMMARY,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_MEMORY,
+    DEFAULT_MEMORY_PROMPT_TOKENS,
     DEFAULT_SESSION_SCOPE,
     DEFAULT_SESSION_TIMEOUT,
     DEFAULT_TEMPERATURE,
+    DOMAIN,
+    MEMORY_API_ID,
     Backend,
     SessionScope,
 )
@@ -50,6 +57,8 @@ DEFAULTS: Mapping[str, Any] = {
     CONF_HISTORY_MAX_TURNS: DEFAULT_HISTORY_MAX_TURNS,
     CONF_HISTORY_MAX_TOKENS: DEFAULT_HISTORY_MAX_TOKENS,
     CONF_HISTORY_SUMMARY: DEFAULT_HISTORY_SUMMARY,
+    CONF_MEMORY: DEFAULT_MEMORY,
+    CONF_MEMORY_PROMPT_TOKENS: DEFAULT_MEMORY_PROMPT_TOKENS,
 }
 
 
@@ -79,3 +88,20 @@ def llm_api_ids(settings: Mapping[str, Any]) -> list[str]:
     """Return the Home Assistant LLM APIs whose tools the model may use."""
     value = settings.get(CONF_LLM_HASS_API) or []
     return [value] if isinstance(value, str) else list(value)
+
+
+def model_api_ids(settings: Mapping[str, Any]) -> list[str]:
+    """Return the LLM APIs whose tools the model gets: the chosen ones, and memory if on."""
+    ids = llm_api_ids(settings)
+    if settings[CONF_MEMORY] and MEMORY_API_ID not in ids:
+        ids.append(MEMORY_API_ID)
+    return ids
+
+
+def memory_entry_ids(hass: HomeAssistant) -> set[str]:
+    """Return the agents that have memory on (loaded or not)."""
+    return {
+        entry.entry_id
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        if entry_settings(entry)[CONF_MEMORY]
+    }

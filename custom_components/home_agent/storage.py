@@ -29,23 +29,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import (
-    CALLBACK_TYPE,
     DOMAIN as HOMEASSISTANT_DOMAIN,
-    Event,
-    HassJob,
     HomeAssistant,
     callback,
 )
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER, SAVE_DELAY, SAVE_RETRY_DELAY
+from .const import DOMAIN, LOGGER, SAVE_DELAY
 from .disk_format import (
     StoredSession,
     StoredTranscripts,
@@ -58,6 +53,7 @@ from .disk_format import (
     transcripts_path,
     write_files,
 )
+from .saving import DelayedSave, problems_summary
 from .session import Session
 
 # Transcript lines parsed, and sessions given their transcript, per event-loop iteration
@@ -97,10 +93,7 @@ class SessionStore:
         self._delay = delay
         self._key = f"{DOMAIN}.{entry_id}"
         self._path = Path(hass.config.path(".storage", self._key))
-        self._unsub_timer: CALLBACK_TYPE | None = None
-        self._unsub_final_write: CALLBACK_TYPE | None = None
-        self._flush_job = HassJob(self._async_timer_flush, "home_agent_save")
-        self._write_lock = asyncio.Lock()
+        self._saving = DelayedSave(hass, "Home Agent sessions", self._async_write, delay=delay)
         # The restored sessions still waiting for their transcripts, and the task that
         # reads them (writes wait for it).
         self._unattached: list[StoredSession] = []
@@ -113,8 +106,6 @@ class SessionStore:
         # Set when an unreadable file could not be copied aside: it is the only copy, so
         # nothing is written over it until Home Assistant restarts (the repair says so).
         self._suspended = False
-        self.writes = 0
-        self._closed = False
 
     @property
     def path(self) -> str:
@@ -217,7 +208,7 @@ class SessionStore:
         if unreadable is not None:
             await self._async_keep_aside(unreadable, paths)
         elif problems:
-            await self._async_keep_aside(_summary(problems), paths)
+            await self._async_keep_aside(problems_summary(problems), paths)
 
     async def _async_keep_aside(self, reason: str, paths: tuple[str, ...]) -> None:
         """Copy files that were not wholly read aside, untouched, and raise a repair issue.
@@ -284,68 +275,33 @@ class SessionStore:
 
         Nothing is scheduled after shutdown: a reloaded agent owns the file by then.
         """
-        if self._closed:
-            return
-        if self._unsub_timer is None:
-            self._unsub_timer = async_call_later(self._hass, self._delay, self._flush_job)
-        if self._unsub_final_write is None:
-            self._unsub_final_write = self._hass.bus.async_listen_once(
-                EVENT_HOMEASSISTANT_FINAL_WRITE, self._async_final_write
-            )
+        self._saving.async_schedule()
 
     @property
     def save_pending(self) -> bool:
         """Return whether changes wait to be written."""
-        return self._unsub_timer is not None
+        return self._saving.pending
 
-    async def _async_timer_flush(self, _now: datetime) -> None:
-        """Write once the delay has passed."""
-        self._unsub_timer = None
-        await self.async_flush()
-
-    async def _async_final_write(self, _event: Event) -> None:
-        """Write what is pending before Home Assistant stops."""
-        self._unsub_final_write = None
-        if self._unsub_timer is not None:
-            await self.async_flush()
-
-    def _cancel_timer(self) -> None:
-        """Forget a scheduled write."""
-        if self._unsub_timer is not None:
-            self._unsub_timer()
-            self._unsub_timer = None
+    @property
+    def writes(self) -> int:
+        """Return how many saves reached the disk."""
+        return self._saving.writes
 
     async def async_flush(self) -> bool:
         """Write now; on failure keep the data in memory, retry later and return False."""
-        self._cancel_timer()
-        await self.async_transcripts_loaded()
-        async with self._write_lock:
-            if self._suspended:
-                return True  # nothing of this run is on disk, so nothing is left there
-            data = snapshot(self._sessions())
-            generation = self._generation + 1
-            try:
-                await self._hass.async_add_executor_job(
-                    write_files, self._path, self._key, data, generation
-                )
-            except OSError as err:
-                self._write_failed(err)
-                return False
-            self._generation = generation
-            self.writes += 1
-            return True
+        return await self._saving.async_flush()
 
-    def _write_failed(self, err: OSError) -> None:
-        """Log a failed write and try again later (the data stays in memory)."""
-        what = f"{type(err).__name__}: {err.strerror or err}"
-        if self._closed:
-            LOGGER.error("Could not save Home Agent sessions while stopping (%s)", what)
-            return
-        LOGGER.warning(
-            "Could not save Home Agent sessions (%s); retrying in %d s", what, SAVE_RETRY_DELAY
+    async def _async_write(self) -> None:
+        """Write both files (once the transcripts are read); raise OSError on failure."""
+        await self.async_transcripts_loaded()
+        if self._suspended:
+            return  # nothing of this run is on disk, so nothing is left there
+        data = snapshot(self._sessions())
+        generation = self._generation + 1
+        await self._hass.async_add_executor_job(
+            write_files, self._path, self._key, data, generation
         )
-        self._cancel_timer()
-        self._unsub_timer = async_call_later(self._hass, SAVE_RETRY_DELAY, self._flush_job)
+        self._generation = generation
 
     async def async_shutdown(self) -> None:
         """Write pending changes and wait for a save in progress; start no more timers.
@@ -353,16 +309,8 @@ class SessionStore:
         Once this returns nothing of this store writes again: removing the agent, or a
         reloaded one reading the files, never races a save.
         """
-        self._closed = True
         await self.async_transcripts_loaded()
-        if self._unsub_timer is not None:
-            await self.async_flush()
-        self._cancel_timer()
-        async with self._write_lock:
-            pass  # a save the timer started before is written by now
-        if self._unsub_final_write is not None:
-            self._unsub_final_write()
-            self._unsub_final_write = None
+        await self._saving.async_shutdown()
 
 
 async def async_remove_stored(hass: HomeAssistant, entry_id: str) -> None:
@@ -382,10 +330,3 @@ async def async_remove_stored(hass: HomeAssistant, entry_id: str) -> None:
 def _unreadable_issue_id(entry_id: str) -> str:
     """Return the id of an agent's repair about its unreadable storage."""
     return f"storage_unreadable_{entry_id}"
-
-
-def _summary(problems: list[str]) -> str:
-    """Return the problems of a file in one line (the first few)."""
-    shown = "; ".join(problems[:3])
-    more = len(problems) - 3
-    return f"{shown}; and {more} more" if more > 0 else shown
