@@ -15,18 +15,39 @@ from unittest.mock import patch
 
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory, StepTickTimeFactory, TickingDateTimeFactory
+from homeassistant import loader
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import event as event_helper, frame
 from homeassistant.helpers.storage import Store
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_fire_time_changed,
     async_test_home_assistant,
 )
 
 from custom_components.home_agent import disk_format, storage as home_agent_storage
+from custom_components.home_agent.const import (
+    CONF_AGENT_ID,
+    CONF_BACKEND,
+    CONF_HISTORY_MAX_TURNS,
+    CONF_SESSION_SCOPE,
+    CONF_SESSION_TIMEOUT,
+    DOMAIN,
+)
+from custom_components.home_agent.session import Session
 
 type Clock = FrozenDateTimeFactory | StepTickTimeFactory | TickingDateTimeFactory
+
+# The agent the session benchmarks measure: delegating to the built-in agent, sessions of
+# an hour per device, 10 exchanges kept.
+DELEGATING = {CONF_BACKEND: "agent", CONF_AGENT_ID: "conversation.home_assistant"}
+SESSION_OPTIONS = {
+    CONF_SESSION_TIMEOUT: 3600,
+    CONF_SESSION_SCOPE: "device",
+    CONF_HISTORY_MAX_TURNS: 10,
+}
 
 
 @asynccontextmanager
@@ -40,6 +61,31 @@ async def home_assistant() -> AsyncIterator[HomeAssistant]:
                 yield hass
             finally:
                 await hass.async_stop(force=True)
+
+
+async def async_agent_entry(
+    hass: HomeAssistant,
+    data: dict[str, Any] = DELEGATING,
+    options: dict[str, Any] = SESSION_OPTIONS,
+) -> MockConfigEntry:
+    """Set up Home Assistant's conversation stack and add a Home Agent entry (not set up)."""
+    # What the tests' enable_custom_integrations does: custom integrations are found.
+    hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "conversation", {})
+    entry = MockConfigEntry(domain=DOMAIN, title="Home Agent", data=data, options=options)
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def async_store_sessions(hass: HomeAssistant, entry_id: str, sessions: list[Session]) -> None:
+    """Write sessions to an agent's files as a loaded agent saves them (through its store).
+
+    Not through a set-up entry: it would register a sensor per key (which the set-ups
+    measured would then find) and cannot date sessions back.
+    """
+    store = home_agent_storage.SessionStore(hass, entry_id, lambda: sessions)
+    assert await store.async_flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +112,12 @@ class Writes:
 
 
 @contextmanager
-def counting_writes() -> Iterator[Writes]:
-    """Count every save that reached the disk, and the bytes of the files written.
+def counting_writes(store_key: str | None = None) -> Iterator[Writes]:
+    """Count every save of the sessions that reached the disk, and the bytes of the files written.
 
     Home Agent writes its index and transcripts itself (one save = both files); the naive
-    plan writes through Store.
+    plan writes through the Store `store_key`. Home Assistant's own stores (the registries,
+    restored states: a set-up entry has them written too) are not counted.
     """
     writes = Writes()
     original = Store._async_write_data
@@ -78,6 +125,8 @@ def counting_writes() -> Iterator[Writes]:
 
     async def counted(store: Store[Any], *args: Any) -> None:
         await original(store, *args)
+        if store.key != store_key:
+            return
         writes.count += 1
         writes.bytes += await store.hass.async_add_executor_job(os.path.getsize, store.path)
 

@@ -169,7 +169,7 @@ class NaiveAgentEntity(conversation.ConversationEntity):
     def __init__(
         self, manager: ConversationSessionManager, backend: AgentBackend, max_turns: int
     ) -> None:
-        """Answer with `backend`; keep up to `max_turns` exchanges per conversation."""
+        """Answer with `backend` (a set-up agent's); keep up to `max_turns` exchanges each."""
         self._manager = manager
         self._backend = backend
         self._max_turns = max_turns
@@ -197,8 +197,9 @@ class NaiveAgentEntity(conversation.ConversationEntity):
                 started_at=now,
                 last_activity=now,
                 expires_at=now,
+                max_turns=self._max_turns,
             )
-            session.transcript = history
+            session.transcript.extend(history)
             start = len(chat_log.content)
             response = (await self._backend.async_answer(user_input, chat_log, session)).response
             speech = next((c.content for c in reversed(chat_log.content[start:]) if c.content), "")

@@ -49,6 +49,7 @@ from custom_components.home_agent.const import (
     CONF_MODEL,
     DOMAIN,
 )
+from custom_components.home_agent.data import HomeAgentConfigEntry
 from tests.fake_openai import FakeOpenAI
 from tests.pipeline_runs import text_pipeline
 
@@ -164,13 +165,13 @@ async def _async_set_up(hass: HomeAssistant, fake: FakeOpenAI) -> None:
         loaded[title] = entry = MockConfigEntry(domain=DOMAIN, title=title, data=entry_data)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
-    # The naive agent asks the model exactly as the default Home Agent does.
-    default = loaded["Home Agent"].runtime_data
+    # The naive agent asks the model exactly as the default Home Agent does: through its
+    # backend, keeping as many exchanges (its own sessions and history are the plan's).
+    default: HomeAgentConfigEntry = loaded["Home Agent"]
     naive = NaiveAgentEntity(
         ConversationSessionManager(hass),
-        # The same backend, its history bounds only (it keeps no sessions of its own).
-        default.backend,
-        default.settings.history_max_turns,
+        default.runtime_data.backend,
+        default.runtime_data.settings.history_max_turns,
     )
     await hass.data[DATA_COMPONENT].async_add_entities([_EchoAgentEntity(), naive])
     await hass.async_block_till_done()

@@ -1,4 +1,4 @@
-"""(f) Session sensors at scale: set-up of an agent whose stored sessions have thousands of keys.
+"""(g) Session sensors at scale: set-up of an agent whose stored sessions have thousands of keys.
 
 Each key (a satellite, device or person) has its own session sensor. The time is from
 `async_setup` of the config entry until every sensor is in the state machine; a second
@@ -13,25 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 import time
 
-from homeassistant import loader
 from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.home_agent.const import (
-    CONF_AGENT_ID,
-    CONF_BACKEND,
-    CONF_HISTORY_MAX_TURNS,
-    CONF_SESSION_SCOPE,
-    CONF_SESSION_TIMEOUT,
-    DOMAIN,
-    SessionScope,
-)
 from custom_components.home_agent.session import Session
-from custom_components.home_agent.tracker import SessionTracker
 
+from .harness import async_agent_entry, async_store_sessions
 from .restore import FullCollections, Ticker
 
 KEYS = (1_000, 20_000)
@@ -54,43 +42,26 @@ class SensorSetup:
 async def _async_seed(hass: HomeAssistant, entry_id: str, keys: int) -> None:
     """Store one active session (no transcript) per key, as Home Agent writes them."""
     now = dt_util.utcnow()
-    tracker = SessionTracker(
-        hass, entry_id, timeout=timedelta(hours=1), scope=SessionScope.DEVICE, max_turns=10
-    )
-    for n in range(keys):
-        tracker._add(
-            Session(
-                conversation_id=ulid_now(),
-                session_key=f"device:device-{n}",
-                device_id=f"device-{n}",
-                satellite_id=None,
-                user_id=None,
-                started_at=now,
-                last_activity=now,
-                expires_at=now + timedelta(hours=1),
-                max_turns=10,
-            )
+    sessions = [
+        Session(
+            conversation_id=ulid_now(),
+            session_key=f"device:device-{n}",
+            device_id=f"device-{n}",
+            satellite_id=None,
+            user_id=None,
+            started_at=now,
+            last_activity=now,
+            expires_at=now + timedelta(hours=1),
+            max_turns=10,
         )
-    await tracker.store.async_flush()
+        for n in range(keys)
+    ]
+    await async_store_sessions(hass, entry_id, sessions)
 
 
 async def async_home_agent(hass: HomeAssistant, keys: int) -> SensorSetup:
     """Set up an agent with `keys` stored sessions; reload it; time both."""
-    # What the tests' enable_custom_integrations does: custom integrations are found.
-    hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
-    assert await async_setup_component(hass, "homeassistant", {})
-    assert await async_setup_component(hass, "conversation", {})
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent", CONF_AGENT_ID: "conversation.home_assistant"},
-        options={
-            CONF_SESSION_TIMEOUT: 3600,
-            CONF_SESSION_SCOPE: "device",
-            CONF_HISTORY_MAX_TURNS: 10,
-        },
-    )
-    entry.add_to_hass(hass)
+    entry = await async_agent_entry(hass)
     await _async_seed(hass, entry.entry_id, keys)
     before = len(hass.states.async_entity_ids("sensor"))
     with Ticker() as setup_ticker, FullCollections() as setup_collections:

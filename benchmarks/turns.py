@@ -34,6 +34,10 @@ async def async_home_agent(hass: HomeAssistant, sessions: int, turns: int) -> Sp
     Each turn arrives with a conversation id the tracker has never seen (a satellite
     after Home Assistant's own 5-minute session lapsed), so it is resolved by its
     device key (rule 2), then recorded: both re-arm the expiry timer and schedule a save.
+
+    The tracker is built here, as a set-up entry builds it, rather than taken from an
+    entry: the row is the tracker alone. An entry's key sensors write their state on each
+    change (that is row d's), about ten times the tracker's own work per turn.
     """
     tracker = SessionTracker(
         hass,

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from datetime import timedelta
 
 from homeassistant.core import HomeAssistant
 from homeassistant.util.ulid import ulid_now
 
-from custom_components.home_agent.const import SAVE_DELAY, SessionScope
-from custom_components.home_agent.tracker import SessionTracker
+from custom_components.home_agent.const import SAVE_DELAY
+from custom_components.home_agent.data import HomeAgentConfigEntry
 
-from .harness import Clock, Writes, advance, counting_writes, home_assistant, simulated_clock
-from .naive import ConversationSessionManager, async_naive_turn, async_no_answer
+from .harness import (
+    Clock,
+    Writes,
+    advance,
+    async_agent_entry,
+    counting_writes,
+    home_assistant,
+    simulated_clock,
+)
+from .naive import STORAGE_KEY, ConversationSessionManager, async_naive_turn, async_no_answer
 from .turns import EXCHANGE
 
 TURNS = 1000
@@ -35,15 +42,15 @@ async def async_home_agent() -> Writes:
 
 
 async def _async_home_agent_turns(hass: HomeAssistant, clock: Clock) -> None:
-    """Send the turns to a tracker a simulated 60 ms apart, then let the last save happen."""
-    tracker = SessionTracker(
-        hass,
-        "bench_writes",
-        timeout=timedelta(hours=1),
-        scope=SessionScope.DEVICE,
-        max_turns=10,
-    )
-    await tracker.async_start()
+    """Send the turns to a set-up agent a simulated 60 ms apart; let the last save happen.
+
+    Each is a turn's session work (resolved, recorded) without asking a model: the files
+    hold the same exchange each time.
+    """
+    entry: HomeAgentConfigEntry = await async_agent_entry(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    tracker = entry.runtime_data.tracker
     for n in range(TURNS):
         session = tracker.async_resolve(ulid_now(), device_id=f"device-{n % DEVICES}")
         tracker.async_record_turn(session, EXCHANGE)
@@ -52,12 +59,12 @@ async def _async_home_agent_turns(hass: HomeAssistant, clock: Clock) -> None:
     await advance(hass, clock, SAVE_DELAY + 1)
     assert not tracker.store.save_pending
     assert len(tracker.sessions) == DEVICES
-    await tracker.async_shutdown()
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def async_naive() -> Writes:
     """Count the naive design's writes for the same turns."""
-    with simulated_clock(START) as clock, counting_writes() as writes:
+    with simulated_clock(START) as clock, counting_writes(STORAGE_KEY) as writes:
         async with home_assistant() as hass:
             await _async_naive_turns(hass, clock)
     return writes

@@ -18,7 +18,39 @@ from custom_components.home_agent.const import CONF_AGENT_ID, CONF_BACKEND, DOMA
 from .helpers import setup_entry
 
 
-class GateAgent(conversation.AbstractConversationAgent):
+class DelegateAgent(conversation.AbstractConversationAgent):
+    """What every delegate here shares: it speaks any language and answers with a text."""
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Any language."""
+        return MATCH_ALL
+
+    @staticmethod
+    def answer_with(
+        user_input: conversation.ConversationInput,
+        speech: str | None,
+        *,
+        conversation_id: str | None = None,
+        continue_conversation: bool = False,
+    ) -> conversation.ConversationResult:
+        """Answer with `speech` in the turn's conversation (or in `conversation_id`).
+
+        None is a response whose speech is null, as some agents give.
+        """
+        response = intent.IntentResponse(language=user_input.language)
+        if speech is None:
+            response.speech = {"plain": {"speech": None, "extra_data": None}}
+        else:
+            response.async_set_speech(speech)
+        return conversation.ConversationResult(
+            response=response,
+            conversation_id=conversation_id or user_input.conversation_id,
+            continue_conversation=continue_conversation,
+        )
+
+
+class GateAgent(DelegateAgent):
     """Answers its n-th turn "answer <n>"; the turns numbered in `hold` wait for the gate."""
 
     def __init__(self, *, hold: set[int] | None = None) -> None:
@@ -27,11 +59,6 @@ class GateAgent(conversation.AbstractConversationAgent):
         self.gate = asyncio.Event()
         self.waiting = asyncio.Event()
         self.inputs: list[conversation.ConversationInput] = []
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        """Any language."""
-        return MATCH_ALL
 
     async def async_process(
         self, user_input: conversation.ConversationInput
@@ -42,17 +69,61 @@ class GateAgent(conversation.AbstractConversationAgent):
         if number in self.hold:
             self.waiting.set()
             await self.gate.wait()
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(f"answer {number}")
-        return conversation.ConversationResult(
-            response=response, conversation_id=user_input.conversation_id
-        )
+        return self.answer_with(user_input, f"answer {number}")
+
+
+class EchoAgent(DelegateAgent):
+    """Repeats what it heard, taking longer for some texts than others."""
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Answer "echo <text>" after a few loop iterations that depend on the text."""
+        # Later turns may finish first unless Home Agent keeps a session's turns in order.
+        for _ in range(sum(map(ord, user_input.text)) % 7):
+            await asyncio.sleep(0)
+        return self.answer_with(user_input, f"echo {user_input.text}")
+
+
+class FixedReplyAgent(DelegateAgent):
+    """Answers every turn with the same speech, whatever it is (even None)."""
+
+    def __init__(self, speech: str | None) -> None:
+        """Say `speech` every time."""
+        self.speech = speech
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Say the speech."""
+        return self.answer_with(user_input, self.speech)
+
+
+class FailingAgent(DelegateAgent):
+    """Fails every turn with an error that quotes what it was told."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        """Fail with this kind of error."""
+        self.error = error
+
+    async def async_process(
+        self, user_input: conversation.ConversationInput
+    ) -> conversation.ConversationResult:
+        """Fail, quoting the user."""
+        raise self.error(f"could not handle {user_input.text!r}")
 
 
 async def async_setup_delegating_to(
-    hass: HomeAssistant, agent: conversation.AbstractConversationAgent, options: dict[str, Any]
+    hass: HomeAssistant,
+    agent: conversation.AbstractConversationAgent,
+    options: dict[str, Any],
+    *,
+    entry_id: str | None = None,
 ) -> MockConfigEntry:
-    """Set up Home Agent delegating to `agent` (registered under a test entry)."""
+    """Set up Home Agent delegating to `agent` (registered under a test entry).
+
+    `entry_id` is the agent's own (for files stored under it before), else a new one.
+    """
     delegate_entry = MockConfigEntry(domain="test")
     delegate_entry.add_to_hass(hass)
     entry = MockConfigEntry(
@@ -60,6 +131,7 @@ async def async_setup_delegating_to(
         title="Home Agent",
         data={CONF_BACKEND: "agent"},
         options={**options, CONF_AGENT_ID: delegate_entry.entry_id},
+        **({} if entry_id is None else {"entry_id": entry_id}),
     )
     entry.add_to_hass(hass)
     await setup_entry(hass, entry)
@@ -67,7 +139,19 @@ async def async_setup_delegating_to(
     return entry
 
 
-class StreamingAgent(conversation.AbstractConversationAgent):
+def register_delegate_again(
+    hass: HomeAssistant, entry: MockConfigEntry, agent: conversation.AbstractConversationAgent
+) -> None:
+    """Register `agent` as the delegate `entry` names, in a Home Assistant started again.
+
+    The test entry it was registered under is not kept across a restart (the agent is).
+    """
+    delegate_entry = MockConfigEntry(domain="test", entry_id=entry.options[CONF_AGENT_ID])
+    delegate_entry.add_to_hass(hass)
+    conversation.async_set_agent(hass, delegate_entry, agent)
+
+
+class StreamingAgent(DelegateAgent):
     """Streams its reply into the turn's chat log piece by piece, as core LLM agents do."""
 
     def __init__(self, hass: HomeAssistant, pieces: list[str], interval: float) -> None:
@@ -75,11 +159,6 @@ class StreamingAgent(conversation.AbstractConversationAgent):
         self.hass = hass
         self.pieces = pieces
         self.interval = interval
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        """Any language."""
-        return MATCH_ALL
 
     async def _async_deltas(self) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
         """Yield the reply as it is 'generated'."""
@@ -100,14 +179,12 @@ class StreamingAgent(conversation.AbstractConversationAgent):
                 "conversation.streaming", self._async_deltas()
             ):
                 pass
-            response = intent.IntentResponse(language=user_input.language)
-            response.async_set_speech("".join(self.pieces))
-            return conversation.ConversationResult(
-                response=response, conversation_id=chat_log.conversation_id
+            return self.answer_with(
+                user_input, "".join(self.pieces), conversation_id=chat_log.conversation_id
             )
 
 
-class ChatLogAgent(conversation.AbstractConversationAgent):
+class ChatLogAgent(DelegateAgent):
     """An LLM-like agent: reads the chat log of the id it is given, answers into it.
 
     Like core LLM agents it sends the model its chat log (the earlier turns) and its
@@ -122,11 +199,6 @@ class ChatLogAgent(conversation.AbstractConversationAgent):
         self.replies = list(replies or [])
         self.listen_again = listen_again
         self.seen: list[AgentView] = []
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        """Any language."""
-        return MATCH_ALL
 
     async def async_process(
         self, user_input: conversation.ConversationInput
@@ -153,10 +225,9 @@ class ChatLogAgent(conversation.AbstractConversationAgent):
                     agent_id="conversation.chat_log_agent", content=speech
                 )
             )
-            response = intent.IntentResponse(language=user_input.language)
-            response.async_set_speech(speech)
-            return conversation.ConversationResult(
-                response=response,
+            return self.answer_with(
+                user_input,
+                speech,
                 conversation_id=chat_log.conversation_id,
                 continue_conversation=self.listen_again or chat_log.continue_conversation,
             )

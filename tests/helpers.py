@@ -1,12 +1,15 @@
-"""Helpers shared by the tests: real conversation turns, the agent's tracker."""
+"""Helpers shared by the tests: real conversation turns, the agent as a test sees it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 import inspect
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry
@@ -15,6 +18,7 @@ from homeassistant.helpers import device_registry as dr, llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     async_test_home_assistant,
     mock_device_registry,
 )
@@ -25,7 +29,9 @@ from custom_components.home_agent.const import (
     CONF_LLM_HASS_API,
     CONF_MODEL,
     CONF_PROMPT,
+    SessionScope,
 )
+from custom_components.home_agent.session import Exchange, Session
 from custom_components.home_agent.tracker import SessionTracker
 
 AGENT_ENTITY_ID = "conversation.home_agent"
@@ -67,9 +73,137 @@ async def converse(
 
 
 def tracker_of(entry: ConfigEntry) -> SessionTracker:
-    """Return the session tracker of a loaded entry."""
+    """Return the session tracker of a loaded entry (the helpers below are what tests use)."""
     tracker: SessionTracker = entry.runtime_data.tracker
     return tracker
+
+
+# --- the agent as a test sees it ----------------------------------------------------------
+# Tests ask these, never the tracker behind them: what a user could check (the agent's
+# sessions, what was said in one) and the few ways in that no real turn offers.
+
+
+def sessions_of(entry: ConfigEntry) -> list[Session]:
+    """Return the agent's active sessions, in the order they started (or were restored)."""
+    return tracker_of(entry).sessions
+
+
+def conversation_ids(entry: ConfigEntry) -> list[str]:
+    """Return the conversation ids of the agent's active sessions, in the same order."""
+    return [session.conversation_id for session in sessions_of(entry)]
+
+
+def session_of(entry: ConfigEntry, conversation_id: str) -> Session | None:
+    """Return the agent's active session with this conversation id, if there is one."""
+    return tracker_of(entry).get(conversation_id)
+
+
+def session_of_key(entry: ConfigEntry, session_key: str) -> Session | None:
+    """Return the active session of a key (`device:<id>`, `user:<id>`, ...), if any."""
+    return tracker_of(entry).session_for_key(session_key)
+
+
+def said_in(entry: ConfigEntry, conversation_id: str) -> list[tuple[str, str]] | None:
+    """Return what was said in the agent's session (see `said`); None without that session."""
+    session = session_of(entry, conversation_id)
+    return None if session is None else said(session.transcript)
+
+
+def start_session(
+    entry: ConfigEntry,
+    conversation_id: str | None = None,
+    *,
+    device_id: str | None = None,
+    satellite_id: str | None = None,
+    user_id: str | None = None,
+) -> Session:
+    """Return the session a turn with these ids belongs to, starting it without a turn.
+
+    A turn resolves its session this way first. For thousands of sessions at once, and
+    for ids no registry knows (a turn keys only devices and satellites Home Assistant has).
+    """
+    return tracker_of(entry).async_resolve(
+        conversation_id, device_id=device_id, satellite_id=satellite_id, user_id=user_id
+    )
+
+
+def record_exchange(entry: ConfigEntry, session: Session, exchange: Exchange) -> None:
+    """Record an answered turn in a session, as the agent does at a turn's end (no model)."""
+    tracker_of(entry).async_record_turn(session, exchange)
+
+
+async def async_transcripts_read(entry: ConfigEntry) -> None:
+    """Wait until the agent has read the transcripts stored before it started."""
+    await tracker_of(entry).async_transcripts_loaded()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """The session settings an agent runs with: its options, with the defaults filled in."""
+
+    timeout: timedelta
+    scope: SessionScope
+    max_turns: int
+
+
+def session_settings(entry: ConfigEntry) -> SessionSettings:
+    """Return the session settings the loaded agent runs with."""
+    tracker = tracker_of(entry)
+    return SessionSettings(tracker.timeout, tracker.scope, tracker.max_turns)
+
+
+def loaded_agent(entry: ConfigEntry) -> object:
+    """Return what the loaded agent holds: a reload (new options) replaces it, a turn does not."""
+    loaded: object = entry.runtime_data
+    return loaded
+
+
+class BackgroundWork:
+    """What an agent does between turns: saving its sessions and timing them out.
+
+    Of the agent as loaded when `background_work` was called: still there after it unloads.
+    """
+
+    def __init__(self, tracker: SessionTracker) -> None:
+        """Look at one tracker's store and timers."""
+        self._tracker = tracker
+
+    @property
+    def save_pending(self) -> bool:
+        """Tell whether changes wait to be written."""
+        return self._tracker.store.save_pending
+
+    @property
+    def saves_written(self) -> int:
+        """Return how many saves reached the disk since the agent started."""
+        return self._tracker.store.writes
+
+    @property
+    def expiry_timers(self) -> int:
+        """Return how many session expiry timers are armed."""
+        return len(self._tracker._timers)
+
+    def schedule_save(self) -> None:
+        """Ask for a save after the save delay, as any change to a session does."""
+        self._tracker.store.async_schedule_save()
+
+    async def async_save_now(self) -> bool:
+        """Write every session now; tell whether it reached the disk."""
+        return await self._tracker.store.async_flush()
+
+
+def background_work(entry: ConfigEntry) -> BackgroundWork:
+    """Return the saving and timing out of the loaded agent (see BackgroundWork)."""
+    return BackgroundWork(tracker_of(entry))
+
+
+async def async_advance(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta
+) -> None:
+    """Move the clock on and run the timers that fell due (and what they set off)."""
+    freezer.tick(delta)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
 
 
 def make_device(hass: HomeAssistant, name: str) -> str:

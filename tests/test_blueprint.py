@@ -25,7 +25,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_CLEARED
 
-from .helpers import converse, make_device, tracker_of
+from .helpers import converse, make_device, sessions_of
 
 BLUEPRINT_NAME = "reset_conversation_on_button.yaml"
 BLUEPRINT = Path(__file__).parent.parent / "blueprints" / "automation" / DOMAIN / BLUEPRINT_NAME
@@ -138,7 +138,7 @@ async def test_pressing_a_button_helper_clears_the_satellites_conversation(
     assert [event.data["device_id"] for event in cleared] == [kitchen]
     assert cleared[0].data["reason"] == "service"
     assert hass.states.get(KITCHEN_SENSOR).state == "idle"
-    assert [s.device_id for s in tracker_of(setup_integration).sessions] == [bedroom]
+    assert [s.device_id for s in sessions_of(setup_integration)] == [bedroom]
 
     # Pressed again with nothing to clear: no error, nothing else happens.
     await hass.services.async_call(

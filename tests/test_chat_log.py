@@ -19,7 +19,6 @@ from homeassistant.helpers import llm
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -31,7 +30,14 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.memory import CUT_MARKER, compact_result
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, openai_agent_data, setup_entry
+from .helpers import (
+    AGENT_ENTITY_ID,
+    async_advance,
+    async_restarted,
+    make_device,
+    openai_agent_data,
+    setup_entry,
+)
 from .pipeline_runs import (
     BED_LIGHT,
     Voice,
@@ -70,9 +76,7 @@ async def _script_turn_on(hass: HomeAssistant, fake: FakeOpenAI) -> str:
 
 async def _lapse(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
     """Let Home Assistant's chat sessions lapse (Home Agent's session stays)."""
-    freezer.tick(LAPSE)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, LAPSE)
 
 
 async def test_tool_calls_are_remembered_after_the_chat_session_lapsed(

@@ -28,13 +28,22 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_EXPIRED, SessionScope
 
-from .helpers import converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    async_advance,
+    converse,
+    loaded_agent,
+    make_device,
+    session_of,
+    session_of_key,
+    session_settings,
+    setup_entry,
+    start_session,
+)
 
 STRINGS: dict[str, Any] = json.loads(
     (
@@ -289,7 +298,7 @@ async def test_openai_agent_is_created_with_the_chosen_model(
     assert isinstance(result["options"]["session_timeout"], int)
     entry = result["result"]
     assert entry.state is ConfigEntryState.LOADED
-    assert tracker_of(entry).timeout == timedelta(seconds=600)
+    assert session_settings(entry).timeout == timedelta(seconds=600)
 
 
 async def test_openai_defaults_and_a_model_the_endpoint_does_not_list(
@@ -478,7 +487,7 @@ async def test_several_agents_share_one_delegate(
     day_turn = await converse(hass, device_id=kitchen)
     night_turn = await converse(hass, device_id=kitchen, agent_id="conversation.night")
     assert day_turn.conversation_id != night_turn.conversation_id
-    assert tracker_of(night).scope is SessionScope.USER
+    assert session_settings(night).scope is SessionScope.USER
 
 
 # --- options flow ----------------------------------------------------------------------
@@ -492,7 +501,7 @@ async def test_options_change_reloads_and_keeps_sessions(
     await setup_entry(hass, entry)
     device_id = make_device(hass, "Kitchen satellite")
     first = await converse(hass, device_id=device_id)
-    old_tracker = tracker_of(entry)
+    before = loaded_agent(entry)
 
     result = await start_options(hass, entry)
     assert suggested(result, "agent_id") == "conversation.home_assistant"
@@ -518,11 +527,11 @@ async def test_options_change_reloads_and_keeps_sessions(
         **MEMORY_DEFAULTS,
     }
     assert entry.state is ConfigEntryState.LOADED
-    tracker = tracker_of(entry)
-    assert tracker is not old_tracker
-    assert tracker.timeout == timedelta(seconds=120)
-    assert tracker.max_turns == 3
-    session = tracker.get(first.conversation_id)
+    assert loaded_agent(entry) is not before
+    settings = session_settings(entry)
+    assert settings.timeout == timedelta(seconds=120)
+    assert settings.max_turns == 3
+    session = session_of(entry, first.conversation_id)
     assert session is not None
     assert session.expires_at == session.last_activity + timedelta(seconds=120)
 
@@ -530,9 +539,7 @@ async def test_options_change_reloads_and_keeps_sessions(
     assert second.conversation_id == first.conversation_id
 
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    freezer.tick(timedelta(seconds=121))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=121))
     assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
 
 
@@ -552,7 +559,7 @@ async def test_options_out_of_range_are_rejected(
     """An invalid option is reported on its field; nothing changes; the form stays usable."""
     entry = setup_integration
     before = dict(entry.options)
-    tracker = tracker_of(entry)
+    loaded = loaded_agent(entry)
     valid = {
         "agent_id": "conversation.home_assistant",
         "session_timeout": 60,
@@ -566,13 +573,13 @@ async def test_options_out_of_range_are_rejected(
     assert set(err.value.schema_errors) == {key}
     await hass.async_block_till_done()
     assert dict(entry.options) == before
-    assert tracker_of(entry) is tracker
+    assert loaded_agent(entry) is loaded
 
     result = await configure_options(hass, result, valid)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert tracker_of(entry).timeout == timedelta(seconds=60)
-    assert tracker_of(entry).scope is SessionScope.DEVICE_USER
+    assert session_settings(entry).timeout == timedelta(seconds=60)
+    assert session_settings(entry).scope is SessionScope.DEVICE_USER
 
 
 async def test_options_refuse_a_new_agent_that_cannot_answer(
@@ -640,7 +647,7 @@ async def test_openai_options_offer_the_endpoint_models(
         "api_key": "sk-kitchen",
     }
     assert entry.state is ConfigEntryState.LOADED
-    assert tracker_of(entry).scope is SessionScope.NONE
+    assert session_settings(entry).scope is SessionScope.NONE
 
 
 async def test_openai_options_while_the_endpoint_is_down(
@@ -673,7 +680,7 @@ async def test_reconfigure_moves_an_openai_agent_to_another_endpoint(
     entry = openai_entry(hass, closed_url, "sk-old")
     await setup_entry(hass, entry)
     device_id = make_device(hass, "Kitchen satellite")
-    tracker_of(entry).async_resolve(None, device_id=device_id)
+    start_session(entry, device_id=device_id)
 
     result = await entry.start_reconfigure_flow(hass)
     assert_translated(result)
@@ -693,7 +700,7 @@ async def test_reconfigure_moves_an_openai_agent_to_another_endpoint(
     assert entry.data == {"backend": "openai", "base_url": endpoint.base_url, "api_key": "sk-new"}
     assert entry.options == OPENAI_OPTIONS
     assert entry.state is ConfigEntryState.LOADED
-    assert tracker_of(entry).session_for_key(f"device:{device_id}") is not None
+    assert session_of_key(entry, f"device:{device_id}") is not None
 
 
 async def test_reconfigure_onto_another_agents_endpoint(

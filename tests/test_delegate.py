@@ -18,7 +18,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, said, setup_entry, tracker_of
+from .helpers import AGENT_ENTITY_ID, make_device, said_in, session_of, setup_entry
 from .pipeline_runs import BED_LIGHT, async_setup_demo_lights, async_voice
 
 LLM_AGENT_ID = "conversation.llm_agent"
@@ -41,7 +41,7 @@ async def test_built_in_agent_switches_a_light_in_one_session(
     assert off.response["response_type"] == "action_done"
     assert on.handed_id != off.handed_id
     assert on.conversation_id == off.conversation_id
-    session = tracker_of(setup_integration).get(on.conversation_id)
+    session = session_of(setup_integration, on.conversation_id)
     assert session is not None
     assert [exchange.user for exchange in session.transcript] == [
         "turn on the bed light",
@@ -125,6 +125,4 @@ async def test_a_failing_delegate_is_not_remembered(
     assert failed.response["response_type"] == "error"
     assert "too many requests" in failed.speech
     assert failed.conversation_id == first.conversation_id
-    session = tracker_of(delegating_agent).get(first.conversation_id)
-    assert session is not None
-    assert said(session.transcript) == [("hello", "Hello!")]
+    assert said_in(delegating_agent, first.conversation_id) == [("hello", "Hello!")]

@@ -20,14 +20,18 @@ from homeassistant.helpers import chat_session
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import DOMAIN, SERVICE_CLEAR_CONVERSATION
 
-from .delegates import ChatLogAgent, StreamingAgent, async_setup_delegating_to
-from .helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from .delegates import (
+    ChatLogAgent,
+    StreamingAgent,
+    async_setup_delegating_to,
+    register_delegate_again,
+)
+from .helpers import AGENT_ENTITY_ID, async_advance, async_restarted, make_device, setup_entry
 from .pipeline_runs import BED_LIGHT, Voice, async_setup_demo_lights, async_voice
 
 # Home Assistant 2026.9+'s built-in agent resolves "it"/"them" (English).
@@ -52,9 +56,7 @@ async def _idle(
     if reconnect is not None:
         await reconnect[0].client.close()
     for _ in range(minutes):
-        freezer.tick(timedelta(minutes=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(minutes=1))
     if reconnect is not None:
         voice, hass_ws_client = reconnect
         voice.client = await hass_ws_client(hass, await _long_lived_token(hass))
@@ -210,10 +212,8 @@ async def test_an_llm_delegate_gets_what_it_lacks_after_a_restart_once(
 
     async with async_restarted(hass, entry) as (hass2, entry2):
         agent = ChatLogAgent(hass2)
-        delegate_entry = MockConfigEntry(domain="test", entry_id=entry.options["agent_id"])
-        delegate_entry.add_to_hass(hass2)
         await setup_entry(hass2, entry2)
-        conversation.async_set_agent(hass2, delegate_entry, agent)
+        register_delegate_again(hass2, entry2, agent)
         for text in ("what is my locker number", "and again?"):
             await conversation.async_converse(
                 hass2, text, None, Context(), agent_id=AGENT_ENTITY_ID, device_id=kitchen

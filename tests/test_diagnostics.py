@@ -22,7 +22,7 @@ from custom_components.home_agent.const import (
     CONF_PROMPT,
 )
 
-from .helpers import converse, make_device, tracker_of
+from .helpers import converse, make_device, session_of
 
 MANIFEST = Path(__file__).parent.parent / "custom_components" / "home_agent" / "manifest.json"
 API_KEY = "sk-live-0123456789abcdef"
@@ -54,7 +54,7 @@ async def test_diagnostics_redact_secrets_and_leave_out_transcripts(
     await converse(hass, text=SAID, device_id=kitchen)
     await converse(hass, text=SAID, device_id=make_device(hass, "Bedroom satellite"))
     admins = await converse(hass, text=SAID, user_id=hass_admin_user.id)
-    kitchen_session = tracker_of(setup_integration).get(first.conversation_id)
+    kitchen_session = session_of(setup_integration, first.conversation_id)
     answer = kitchen_session.transcript[0].assistant
     assert answer
 

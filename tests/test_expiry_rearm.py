@@ -10,21 +10,13 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 
 from custom_components.home_agent.const import EVENT_SESSION_EXPIRED
 
-from .helpers import converse, make_device, tracker_of
+from .helpers import async_advance, converse, make_device, sessions_of
 
 TIMEOUT = timedelta(seconds=3600)
-
-
-async def _advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
-    """Move the clock on and run the timers that fell due."""
-    freezer.tick(delta)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 async def test_session_outlives_the_expiry_its_first_turn_set(
@@ -33,21 +25,21 @@ async def test_session_outlives_the_expiry_its_first_turn_set(
     """Passing the first turn's expiry ends nothing; the last turn's expiry ends it, once."""
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
-    await _advance(hass, freezer, timedelta(minutes=50))
+    await async_advance(hass, freezer, timedelta(minutes=50))
     await converse(hass, device_id=make_device(hass, "dev-a"))
     last_turn = dt_util.utcnow()
 
-    await _advance(hass, freezer, timedelta(minutes=10))  # the first turn's expiry
-    await _advance(hass, freezer, TIMEOUT - timedelta(minutes=10, seconds=1))
+    await async_advance(hass, freezer, timedelta(minutes=10))  # the first turn's expiry
+    await async_advance(hass, freezer, TIMEOUT - timedelta(minutes=10, seconds=1))
     assert expired == []
 
-    await _advance(hass, freezer, timedelta(seconds=1))
+    await async_advance(hass, freezer, timedelta(seconds=1))
     assert len(expired) == 1
     assert expired[0].data["conversation_id"] == first.conversation_id
     assert expired[0].data["expires_at"] == (last_turn + TIMEOUT).isoformat()
-    await _advance(hass, freezer, TIMEOUT * 2)
+    await async_advance(hass, freezer, TIMEOUT * 2)
     assert len(expired) == 1
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []
 
 
 async def test_clock_stepped_back_still_ends_the_session_on_time(
@@ -59,8 +51,8 @@ async def test_clock_stepped_back_still_ends_the_session_on_time(
     freezer.move_to(dt_util.utcnow() - timedelta(minutes=30))
     await converse(hass, device_id=make_device(hass, "dev-a"))
 
-    await _advance(hass, freezer, TIMEOUT - timedelta(seconds=1))
+    await async_advance(hass, freezer, TIMEOUT - timedelta(seconds=1))
     assert expired == []
-    await _advance(hass, freezer, timedelta(seconds=1))
+    await async_advance(hass, freezer, timedelta(seconds=1))
     assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []

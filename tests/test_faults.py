@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components import conversation
-from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import intent
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -24,8 +21,18 @@ from custom_components.home_agent.const import (
     EVENT_SESSION_STARTED,
 )
 
-from .delegates import async_setup_delegating_to
-from .helpers import converse, make_device, setup_entry, tracker_of
+from .delegates import EchoAgent, GateAgent, async_setup_delegating_to
+from .helpers import (
+    async_advance,
+    conversation_ids,
+    converse,
+    make_device,
+    said,
+    session_of,
+    sessions_of,
+    setup_entry,
+    start_session,
+)
 from .storage_files import stored_sessions
 
 
@@ -39,15 +46,11 @@ async def test_clock_jumping_forward_hours_expires_each_session_once(
         for n in range(5)
     }
 
-    freezer.tick(timedelta(hours=7))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(hours=7))
+    await async_advance(hass, freezer, timedelta(seconds=1))
 
     assert sorted(e.data["conversation_id"] for e in expired) == sorted(ids)
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []
     fresh = await converse(hass, device_id=make_device(hass, "dev-0"))
     assert fresh.conversation_id not in ids
 
@@ -63,10 +66,9 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
         config_entry, options={**agent_options, CONF_SESSION_SCOPE: "none"}
     )
     await setup_entry(hass, config_entry)
-    tracker = tracker_of(config_entry)
     for n in range(10_000):
-        tracker.async_resolve(f"conversation-{n:05d}", device_id=f"dev-{n}")
-    assert len(tracker.sessions) == 10_000
+        start_session(config_entry, f"conversation-{n:05d}", device_id=f"dev-{n}")
+    assert len(sessions_of(config_entry)) == 10_000
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
 
     freezer.tick(timedelta(hours=1))
@@ -79,43 +81,10 @@ async def test_ten_thousand_sessions_expiring_in_the_same_second(
 
     assert len(expired) == 10_000
     assert len({e.data["conversation_id"] for e in expired}) == 10_000
-    assert [s.conversation_id for s in tracker.sessions] == [answer.conversation_id]
-    freezer.tick(timedelta(seconds=30))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    assert conversation_ids(config_entry) == [answer.conversation_id]
+    await async_advance(hass, freezer, timedelta(seconds=30))
     stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == [answer.conversation_id]
-
-
-class _DelegateAgent(conversation.AbstractConversationAgent):
-    """A conversation agent Home Agent can delegate to in these tests."""
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        return MATCH_ALL
-
-    @staticmethod
-    def say(
-        user_input: conversation.ConversationInput, text: str
-    ) -> conversation.ConversationResult:
-        """Answer with `text`."""
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(text)
-        return conversation.ConversationResult(
-            response=response, conversation_id=user_input.conversation_id
-        )
-
-
-class _EchoAgent(_DelegateAgent):
-    """A delegate that repeats what it heard, taking longer for some texts than others."""
-
-    async def async_process(
-        self, user_input: conversation.ConversationInput
-    ) -> conversation.ConversationResult:
-        # Later turns may finish first unless Home Agent keeps a session's turns in order.
-        for _ in range(sum(map(ord, user_input.text)) % 7):
-            await asyncio.sleep(0)
-        return self.say(user_input, f"echo {user_input.text}")
 
 
 async def test_turns_from_many_devices_at_once(
@@ -123,7 +92,7 @@ async def test_turns_from_many_devices_at_once(
 ) -> None:
     """1,000 concurrent turns from 100 devices: nothing lost or reordered, no duplicates."""
     entry = await async_setup_delegating_to(
-        hass, _EchoAgent(), {**agent_options, "history_max_turns": 10}
+        hass, EchoAgent(), {**agent_options, "history_max_turns": 10}
     )
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     devices = [make_device(hass, f"dev-{n}") for n in range(100)]
@@ -131,39 +100,18 @@ async def test_turns_from_many_devices_at_once(
     results = await asyncio.gather(
         *(converse(hass, text=text, device_id=device) for device, text in turns)
     )
-    tracker = tracker_of(entry)
-    assert len(tracker.sessions) == 100
+    assert len(sessions_of(entry)) == 100
     assert len(started) == 100
     assert len({e.data["session_key"] for e in started}) == 100
     for n in range(100):
         device = devices[n]
         ids = {r.conversation_id for (d, _), r in zip(turns, results, strict=True) if d == device}
         assert len(ids) == 1
-        session = tracker.get(ids.pop())
+        session = session_of(entry, ids.pop())
         assert session is not None
         assert session.turns == 10
         # Every exchange kept, in the order the turns were sent.
-        assert [(e.user, e.assistant) for e in session.transcript] == [
-            (f"turn {k}", f"echo turn {k}") for k in range(10)
-        ]
-
-
-class _SlowAgent(_DelegateAgent):
-    """A delegate that answers its first turn at once and later ones when released."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.waiting = asyncio.Event()
-        self.calls = 0
-
-    async def async_process(
-        self, user_input: conversation.ConversationInput
-    ) -> conversation.ConversationResult:
-        self.calls += 1
-        if self.calls > 1:
-            self.waiting.set()
-            await self.release.wait()
-        return self.say(user_input, f"answer {self.calls}")
+        assert said(session.transcript) == [(f"turn {k}", f"echo turn {k}") for k in range(10)]
 
 
 async def test_home_assistant_stopping_mid_turn(
@@ -171,7 +119,7 @@ async def test_home_assistant_stopping_mid_turn(
     agent_options: dict[str, Any],
 ) -> None:
     """Stopping while a turn is being answered loses nothing that was complete."""
-    slow = _SlowAgent()
+    slow = GateAgent()  # the second turn waits
     entry = await async_setup_delegating_to(hass, slow, agent_options)
 
     first = await converse(hass, text="remember the milk", device_id=make_device(hass, "dev-a"))
@@ -184,7 +132,7 @@ async def test_home_assistant_stopping_mid_turn(
     stored = stored_sessions(hass, entry.entry_id)
     assert [s["transcript"] for s in stored] == [[["remember the milk", "answer 1"]]]
 
-    slow.release.set()
+    slow.gate.set()
     late = await in_flight
     assert late.conversation_id == first.conversation_id
     assert late.response.speech["plain"]["speech"] == "answer 2"

@@ -25,7 +25,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data, setup_entry, tracker_of
+from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data, sessions_of, setup_entry
 from .pipeline_runs import (
     Voice,
     async_create_pipeline,
@@ -160,8 +160,8 @@ async def test_two_agents_on_one_satellite_keep_their_own_turns(
     await voice_of_friday.say("turn off the bed light", kitchen, first.handed_id)
 
     assert _users(fake_openai) == ["remember the milk", "what should I buy"]
-    mine = tracker_of(setup_integration).sessions
-    fridays = tracker_of(other).sessions
+    mine = sessions_of(setup_integration)
+    fridays = sessions_of(other)
     assert [e.user for s in mine for e in s.transcript] == [
         "remember the milk",
         "what should I buy",

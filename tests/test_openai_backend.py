@@ -31,7 +31,7 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
-from .helpers import converse, make_device, said, setup_entry, tracker_of
+from .helpers import converse, make_device, said, said_in, session_of, setup_entry
 from .pipeline_runs import async_tool_name
 
 KITCHEN = "kitchen-satellite"
@@ -112,7 +112,7 @@ async def test_no_llm_api_means_no_tools_and_no_key_no_header(
     assert "intent tools" not in request.system_prompt
     # A question reopens the satellite's microphone.
     assert result.continue_conversation is True
-    assert tracker_of(entry).get(result.conversation_id) is not None
+    assert session_of(entry, result.conversation_id) is not None
 
 
 async def _setup_agent(hass: HomeAssistant, fake: FakeOpenAI, **data: Any) -> MockConfigEntry:
@@ -144,8 +144,7 @@ async def _failing_turn_keeps_the_session(
     first = await converse(
         hass, text="what is on my shopping list", device_id=make_device(hass, KITCHEN)
     )
-    tracker = tracker_of(entry)
-    session = tracker.get(first.conversation_id)
+    session = session_of(entry, first.conversation_id)
     assert session is not None
     before = said(session.transcript)
     assert len(before) == 1
@@ -157,7 +156,7 @@ async def _failing_turn_keeps_the_session(
 
     assert failed.response.response_type is intent.IntentResponseType.ERROR
     assert failed.conversation_id == first.conversation_id
-    assert tracker.get(first.conversation_id) is session
+    assert session_of(entry, first.conversation_id) is session
     assert said(session.transcript) == before
     assert session.turns == 2
 
@@ -314,9 +313,9 @@ async def test_tool_failures_are_told_to_the_model(
         "error_text": "Arguments must be a JSON object",
     }
     # Tool traffic is not part of the remembered exchange.
-    session = tracker_of(setup_integration).get(result.conversation_id)
-    assert session is not None
-    assert said(session.transcript) == [("turn on the lamp", "I could not find that lamp.")]
+    assert said_in(setup_integration, result.conversation_id) == [
+        ("turn on the lamp", "I could not find that lamp.")
+    ]
 
 
 @pytest.mark.parametrize(

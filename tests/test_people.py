@@ -15,7 +15,15 @@ from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, 
 from custom_components.home_agent.compat import async_converse
 from custom_components.home_agent.const import CONF_SESSION_SCOPE
 
-from .helpers import AGENT_ENTITY_ID, converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    AGENT_ENTITY_ID,
+    converse,
+    make_device,
+    session_of,
+    sessions_of,
+    setup_entry,
+    start_session,
+)
 from .pipeline_runs import async_run_text, async_voice
 
 # Understood by the built-in agent, so each exchange is remembered in the transcript.
@@ -71,13 +79,12 @@ async def test_a_non_admin_cannot_join_another_persons_conversation_by_its_id(
 
     stolen = await ws_converse(intruder, INTRUDERS_WORDS, admins_id)
 
-    tracker = tracker_of(config_entry)
     assert stolen["conversation_id"] != admins_id
-    admins_session = tracker.get(admins_id)
+    admins_session = session_of(config_entry, admins_id)
     assert admins_session is not None
     assert admins_session.turns == 1
     assert [e.user for e in admins_session.transcript] == [ADMINS_WORDS]
-    intruders_session = tracker.get(stolen["conversation_id"])
+    intruders_session = session_of(config_entry, stolen["conversation_id"])
     assert intruders_session is not None
     assert intruders_session.user_id == hass_read_only_user.id
     assert [e.user for e in intruders_session.transcript] == [INTRUDERS_WORDS]
@@ -101,7 +108,7 @@ async def test_own_id_and_turns_without_a_user_still_continue(
     by_automation = await converse(hass, first["conversation_id"], text=INTRUDERS_WORDS)
 
     assert first["conversation_id"] == second["conversation_id"] == by_automation.conversation_id
-    session = tracker_of(setup_integration).get(first["conversation_id"])
+    session = session_of(setup_integration, first["conversation_id"])
     assert session is not None
     assert session.turns == 3
 
@@ -153,9 +160,8 @@ async def test_the_count_sensor_stays_small_with_thousands_of_sessions(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """5,000 sessions: the count is right, the attributes list the 20 latest in a few KiB."""
-    tracker = tracker_of(setup_integration)
     for n in range(5000):
-        tracker.async_resolve(f"automation-{n:05d}")
+        start_session(setup_integration, f"automation-{n:05d}")
     kitchen = make_device(hass, "Kitchen satellite")
     await converse(hass, device_id=kitchen)
     await hass.async_block_till_done()
@@ -196,7 +202,7 @@ async def test_made_up_device_ids_make_no_session_sensors(
     # Like no device at all: the turns follow the signed-in person (one conversation).
     assert len({run.conversation_id for run in runs}) == 1
     assert session_sensors() == [f"{setup_integration.entry_id}_user:{hass_admin_user.id}"]
-    stored = json.dumps([s.summary() for s in tracker_of(setup_integration).sessions])
+    stored = json.dumps([s.summary() for s in sessions_of(setup_integration)])
     assert not any(device in stored for device in invented)
     # A real satellite still gets its sensor.
     kitchen = make_device(hass, "Kitchen satellite")
@@ -223,9 +229,8 @@ async def test_unknown_satellites_and_overlong_ids_key_nothing(
 
     assert turn.conversation_id != long_id
     assert len(turn.conversation_id) == 26
-    tracker = tracker_of(setup_integration)
     for result in (turn, ghost):
-        session = tracker.get(result.conversation_id)
+        session = session_of(setup_integration, result.conversation_id)
         assert session is not None
         assert session.device_id is None
         assert session.satellite_id is None

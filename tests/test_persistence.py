@@ -19,7 +19,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 
 from custom_components.home_agent.const import (
@@ -29,7 +28,19 @@ from custom_components.home_agent.const import (
     SAVE_RETRY_DELAY,
 )
 
-from .helpers import async_restarted, converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    async_advance,
+    async_restarted,
+    async_transcripts_read,
+    background_work,
+    conversation_ids,
+    converse,
+    make_device,
+    said,
+    session_of,
+    sessions_of,
+    setup_entry,
+)
 from .storage_files import index_path, stored_sessions, v1_record, write_v1
 
 TIMEOUT = timedelta(hours=1)
@@ -54,11 +65,12 @@ async def test_restart_continues_with_the_remaining_time(
     async with async_restarted(hass, setup_integration) as (hass2, entry):
         expired = async_capture_events(hass2, EVENT_SESSION_EXPIRED)
         await setup_entry(hass2, entry)
+        await async_transcripts_read(entry)  # as a turn would wait for them
 
-        session = tracker_of(entry).get(first.conversation_id)
+        session = session_of(entry, first.conversation_id)
         assert session is not None
         assert session.expires_at == started + TIMEOUT
-        assert [(e.user, e.assistant) for e in session.transcript] == [
+        assert said(session.transcript) == [
             ("what time is it", first.response.speech["plain"]["speech"])
         ]
         # A fresh pipeline id from the same device joins the restored session.
@@ -66,13 +78,9 @@ async def test_restart_continues_with_the_remaining_time(
         assert again.conversation_id == first.conversation_id
         assert session.turns == 2
 
-        freezer.tick(TIMEOUT - timedelta(seconds=1))
-        async_fire_time_changed(hass2)
-        await hass2.async_block_till_done()
+        await async_advance(hass2, freezer, TIMEOUT - timedelta(seconds=1))
         assert expired == []
-        freezer.tick(timedelta(seconds=1))
-        async_fire_time_changed(hass2)
-        await hass2.async_block_till_done()
+        await async_advance(hass2, freezer, timedelta(seconds=1))
         assert len(expired) == 1
 
 
@@ -106,8 +114,7 @@ async def test_sessions_that_ran_out_while_stopped_expire_once(
     assert expired[0].data["reason"] == "timeout"
     # It expired when it should have, while Home Assistant was down.
     assert expired[0].data["expires_at"] == (now - timedelta(hours=1)).isoformat()
-    tracker = tracker_of(config_entry)
-    assert [s.conversation_id for s in tracker.sessions] == ["01JFRESH000000000000000000"]
+    assert conversation_ids(config_entry) == ["01JFRESH000000000000000000"]
 
     # Reloading does not announce it again: it is gone from disk too.
     assert await hass.config_entries.async_reload(config_entry.entry_id)
@@ -116,9 +123,7 @@ async def test_sessions_that_ran_out_while_stopped_expire_once(
     stored = stored_sessions(hass, config_entry.entry_id)
     assert [s["conversation_id"] for s in stored] == ["01JFRESH000000000000000000"]
 
-    freezer.tick(timedelta(minutes=50))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(minutes=50))
     assert len(expired) == 2
 
 
@@ -128,15 +133,13 @@ async def test_changes_are_written_once_per_save_delay(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A burst of turns is one write, after the save delay — not one write per turn."""
-    tracker = tracker_of(setup_integration)
+    saving = background_work(setup_integration)
     for device in ("dev-a", "dev-b", "dev-c"):
         await converse(hass, device_id=make_device(hass, device))
     assert not index_path(hass, setup_integration.entry_id).exists()
-    freezer.tick(timedelta(seconds=SAVE_DELAY))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
     assert len(stored_sessions(hass, setup_integration.entry_id)) == 3
-    assert tracker.store.writes == 1
+    assert saving.saves_written == 1
 
 
 async def test_failed_write_is_retried_and_nothing_is_lost(
@@ -158,17 +161,13 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
 
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     with patch("custom_components.home_agent.disk_format.os.replace", failing_once):
-        freezer.tick(timedelta(seconds=SAVE_DELAY))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
         assert failures == 1
         assert not index_path(hass, setup_integration.entry_id).exists()
         assert "retrying" in caplog.text
-        assert tracker_of(setup_integration).get(first.conversation_id) is not None
+        assert session_of(setup_integration, first.conversation_id) is not None
 
-        freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(seconds=SAVE_RETRY_DELAY))
     stored = stored_sessions(hass, setup_integration.entry_id)
     assert [s["conversation_id"] for s in stored] == [first.conversation_id]
     # No temporary file is left behind by the failed write.
@@ -208,7 +207,7 @@ async def test_unreadable_storage_never_blocks_setup(
         await setup_entry(hass, config_entry)
         assert config_entry.state.recoverable is True or config_entry.state.name == "LOADED"
         assert config_entry.state.name == "LOADED"
-        assert tracker_of(config_entry).sessions == []
+        assert sessions_of(config_entry) == []
         kept = list(path.parent.glob(f"{path.name}{aside_suffix}*"))
         assert len(kept) == 1
         assert kept[0].read_text() == content
@@ -216,7 +215,7 @@ async def test_unreadable_storage_never_blocks_setup(
         assert "ERROR" in caplog.text
         # And the agent still works.
         result = await converse(hass, device_id=make_device(hass, "dev-a"))
-        assert tracker_of(config_entry).get(result.conversation_id) is not None
+        assert session_of(config_entry, result.conversation_id) is not None
     finally:
         for leftover in path.parent.glob(f"{path.name}*"):
             leftover.unlink()
@@ -238,7 +237,5 @@ async def test_one_bad_record_keeps_the_others(
         ],
     )
     await setup_entry(hass, config_entry)
-    assert [s.conversation_id for s in tracker_of(config_entry).sessions] == [
-        "01JGOOD0000000000000000000"
-    ]
+    assert conversation_ids(config_entry) == ["01JGOOD0000000000000000000"]
     assert (DOMAIN, f"storage_unreadable_{config_entry.entry_id}") in issue_registry.issues

@@ -18,7 +18,6 @@ from pytest_homeassistant_custom_component.common import (
     CLIENT_ID,
     MockConfigEntry,
     MockUser,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
 
@@ -32,12 +31,12 @@ from custom_components.home_agent.const import (
 from .fake_openai import FakeOpenAI
 from .helpers import (
     AGENT_ENTITY_ID,
+    async_advance,
     async_restarted,
     make_device,
     openai_agent_data,
-    said,
+    said_in,
     setup_entry,
-    tracker_of,
 )
 from .pipeline_runs import (
     BED_LIGHT,
@@ -119,9 +118,7 @@ async def test_after_the_timeout_the_context_starts_fresh(
     kitchen = make_device(hass, "Kitchen satellite")
     before = await voice.say("remember the code word banana", kitchen)
 
-    freezer.tick(TIMEOUT + timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT + timedelta(seconds=1))
     after = await voice.say("what was the code word", kitchen)
 
     assert after.conversation_id != before.conversation_id
@@ -150,9 +147,10 @@ async def test_a_tool_call_turns_a_demo_light_on(
     assert tool_message["tool_call_id"] == "call_bed"
     assert "error" not in tool_message["content"].lower()
     assert "Bed Light" in tool_message["content"]
-    session = tracker_of(hass.config_entries.async_entries(DOMAIN)[0]).get(run.conversation_id)
-    assert session is not None
-    assert said(session.transcript) == [("turn on the bed light", "The bed light is on.")]
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert said_in(entry, run.conversation_id) == [
+        ("turn on the bed light", "The bed light is on.")
+    ]
 
 
 @pytest.mark.parametrize(

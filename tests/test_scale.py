@@ -11,25 +11,17 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 
 from custom_components.home_agent.const import DOMAIN, EVENT_SESSION_EXPIRED
 
-from .helpers import setup_entry, tracker_of
+from .helpers import async_advance, sessions_of, setup_entry
 from .storage_files import v1_record, write_v1
 
 TIMEOUT = timedelta(hours=1)
 SESSIONS = 3000
 # Generous: about 2 s on a busy development machine; minutes would be a regression.
 SETUP_BOUND_SECONDS = 60
-
-
-async def _advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
-    """Move the clock on and run the timers that fell due."""
-    freezer.tick(delta)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 def _active_sensors(hass: HomeAssistant) -> int:
@@ -64,7 +56,7 @@ async def test_thousands_of_sessions_restore_with_sensors_and_expire_each_on_tim
     started = time.monotonic()
     await setup_entry(hass, config_entry)
     assert time.monotonic() - started < SETUP_BOUND_SECONDS
-    assert len(tracker_of(config_entry).sessions) == SESSIONS
+    assert len(sessions_of(config_entry)) == SESSIONS
     assert _active_sensors(hass) == SESSIONS
     await hass.services.async_call(
         DOMAIN,
@@ -76,20 +68,20 @@ async def test_thousands_of_sessions_restore_with_sensors_and_expire_each_on_tim
     )
 
     # Up to the expiry of session 2000: sessions 2999 down to 2000 end, no other.
-    await _advance(hass, freezer, TIMEOUT - timedelta(seconds=2000))
+    await async_advance(hass, freezer, TIMEOUT - timedelta(seconds=2000))
     assert sorted(int(e.data["conversation_id"].split("-")[1]) for e in expired) == [
         n for n in range(2000, SESSIONS) if n != 2500
     ]
     # Half a second before session 1999's end it is still there; at its end it is gone.
-    await _advance(hass, freezer, timedelta(seconds=0.5))
+    await async_advance(hass, freezer, timedelta(seconds=0.5))
     assert len(expired) == 999
-    await _advance(hass, freezer, timedelta(seconds=0.5))
+    await async_advance(hass, freezer, timedelta(seconds=0.5))
     assert expired[-1].data["conversation_id"] == "conversation-1999"
     assert len(expired) == 1000
     assert _active_sensors(hass) == 1999
 
-    await _advance(hass, freezer, timedelta(seconds=2000))
+    await async_advance(hass, freezer, timedelta(seconds=2000))
     ids = [e.data["conversation_id"] for e in expired]
     assert len(ids) == len(set(ids)) == SESSIONS - 1  # each session's end announced once
-    assert tracker_of(config_entry).sessions == []
+    assert sessions_of(config_entry) == []
     assert _active_sensors(hass) == 0

@@ -7,12 +7,9 @@ import json
 import logging
 from pathlib import Path
 import socket
-from typing import Literal
 from unittest.mock import patch
 
 from aiohttp import web
-from homeassistant.components import conversation
-from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir, storage
@@ -25,14 +22,13 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import (
-    CONF_AGENT_ID,
-    CONF_BACKEND,
     CONF_SESSION_SCOPE,
     CONF_SESSION_TIMEOUT,
     DOMAIN,
 )
 from custom_components.home_agent.redact import redact_url, url_credentials
 
+from .delegates import FailingAgent, async_setup_delegating_to
 from .helpers import converse, make_device, setup_entry
 
 PASSWORD = "hunter2-password"
@@ -218,45 +214,16 @@ def test_redact_url_keeps_the_host_and_drops_credentials() -> None:
     assert redact_url("http://localhost:11434/v1") == "http://localhost:11434/v1"
 
 
-class _LeakyAgent(conversation.AbstractConversationAgent):
-    """A delegate whose errors quote what it was told."""
-
-    def __init__(self, error: type[Exception]) -> None:
-        """Fail every turn with this kind of error."""
-        self.error = error
-
-    @property
-    def supported_languages(self) -> list[str] | Literal["*"]:
-        """Speak every language."""
-        return MATCH_ALL
-
-    async def async_process(
-        self, user_input: conversation.ConversationInput
-    ) -> conversation.ConversationResult:
-        """Fail, quoting the user."""
-        raise self.error(f"could not handle {user_input.text!r}")
-
-
 async def test_a_delegates_error_text_is_logged_only_at_debug(
     hass: HomeAssistant, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The failure is reported (once) without what was said; the details are at debug."""
     caplog.set_level(logging.DEBUG)
-    delegate_entry = MockConfigEntry(domain="test")
-    delegate_entry.add_to_hass(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent"},
-        options={
-            CONF_AGENT_ID: delegate_entry.entry_id,
-            CONF_SESSION_TIMEOUT: 3600,
-            CONF_SESSION_SCOPE: "device",
-        },
+    await async_setup_delegating_to(
+        hass,
+        FailingAgent(RuntimeError),
+        {CONF_SESSION_TIMEOUT: 3600, CONF_SESSION_SCOPE: "device"},
     )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
-    conversation.async_set_agent(hass, delegate_entry, _LeakyAgent(RuntimeError))
 
     result = await converse(hass, text=SAID, device_id=make_device(hass, "Kitchen satellite"))
 

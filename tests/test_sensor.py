@@ -21,13 +21,20 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
-    async_fire_time_changed,
     mock_restore_cache,
 )
 
 from custom_components.home_agent.const import CONF_SESSION_SCOPE, DOMAIN
 
-from .helpers import SUMMARY_KEYS, converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    SUMMARY_KEYS,
+    async_advance,
+    converse,
+    make_device,
+    session_of,
+    setup_entry,
+    start_session,
+)
 from .storage_files import v1_record, write_v1
 
 COUNT = "sensor.home_agent_active_conversations"
@@ -67,7 +74,7 @@ async def test_count_sensor_lists_sessions_without_what_was_said(
     assert first.conversation_id not in json.dumps(state.attributes)
     assert kitchen_summary["turns"] == 2
     assert kitchen_summary["belongs_to"] == "Kitchen satellite"
-    assert tracker_of(setup_integration).get(first.conversation_id).transcript
+    assert session_of(setup_integration, first.conversation_id).transcript
     assert "date" not in json.dumps(state.attributes)
     assert "date" not in json.dumps(hass.states.get(KITCHEN).attributes)
 
@@ -90,7 +97,7 @@ async def test_session_sensor_appears_with_the_first_session_of_a_device(
     assert state.attributes["friendly_name"] == "Home Agent Kitchen satellite conversation"
     assert state.attributes["device_class"] == "enum"
     assert state.attributes["options"] == ["active", "idle"]
-    session = tracker_of(setup_integration).get(result.conversation_id)
+    session = session_of(setup_integration, result.conversation_id)
     assert details(KITCHEN, hass) == {
         "turns": 1,
         "started_at": session.started_at.isoformat(),
@@ -133,9 +140,7 @@ async def test_session_sensor_goes_idle_on_expiry_and_keeps_the_last_details(
     await hass.async_block_till_done()
     before = details(KITCHEN, hass)
 
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
 
     assert hass.states.get(KITCHEN).state == "idle"
     assert details(KITCHEN, hass) == before
@@ -195,7 +200,7 @@ async def test_satellite_session_sensor_is_named_after_the_satellite(
     """A satellite without a device (only an entity) names its sensor by the entity."""
     hass.states.async_set("assist_satellite.porch", "idle", {"friendly_name": "Porch speaker"})
 
-    tracker_of(setup_integration).async_resolve(None, satellite_id="assist_satellite.porch")
+    start_session(setup_integration, satellite_id="assist_satellite.porch")
     await hass.async_block_till_done()
 
     assert hass.states.get("sensor.home_agent_porch_speaker_conversation").state == "active"
@@ -221,9 +226,7 @@ async def test_session_sensors_survive_a_reload(
     """After a reload an idle key keeps its sensor and last details; an active one stays active."""
     kitchen = make_device(hass, "Kitchen satellite")
     await converse(hass, device_id=kitchen)
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
     await converse(hass, device_id=make_device(hass, "Bedroom satellite"))
     await hass.async_block_till_done()
     kitchen_before = details(KITCHEN, hass)
@@ -287,9 +290,8 @@ async def test_a_burst_of_expiries_updates_the_count_once(
     hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
     """Fifty sessions ending in the same second: one count change, fifty idle sensors."""
-    tracker = tracker_of(setup_integration)
     for n in range(50):
-        tracker.async_resolve(None, device_id=make_device(hass, f"Satellite {n}"))
+        start_session(setup_integration, device_id=make_device(hass, f"Satellite {n}"))
     await hass.async_block_till_done()
     assert hass.states.get(COUNT).state == "50"
     count_changes: list[str] = []
@@ -302,9 +304,7 @@ async def test_a_burst_of_expiries_updates_the_count_once(
         ),
     )
 
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
 
     assert count_changes == ["0"]
     states = [hass.states.get(f"sensor.home_agent_satellite_{n}_conversation") for n in range(50)]

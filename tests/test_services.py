@@ -18,7 +18,6 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
     async_capture_events,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -33,11 +32,14 @@ from . import storage_files
 from .helpers import (
     AGENT_ENTITY_ID,
     EVENT_KEYS,
+    async_advance,
     async_restarted,
+    conversation_ids,
     converse,
     make_device,
+    session_of,
+    sessions_of,
     setup_entry,
-    tracker_of,
 )
 
 SECRET = "what is the date today"  # understood by the built-in agent, so it is remembered
@@ -75,9 +77,7 @@ async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
     bedroom = make_device(hass, "Bedroom satellite")
     first = await converse(hass, text=SECRET, device_id=kitchen)
     await converse(hass, device_id=bedroom)
-    freezer.tick(timedelta(seconds=SAVE_DELAY))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
     assert SECRET in stored_text(hass, setup_integration)
     cleared = async_capture_events(hass, EVENT_SESSION_CLEARED)
 
@@ -97,7 +97,7 @@ async def test_clearing_a_device_ends_its_session_and_forgets_what_was_said(
     assert hass.states.get("sensor.home_agent_active_conversations").state == "1"
     again = await converse(hass, device_id=kitchen)
     assert again.conversation_id != first.conversation_id
-    assert tracker_of(setup_integration).get(again.conversation_id).turns == 1
+    assert session_of(setup_integration, again.conversation_id).turns == 1
 
 
 async def test_response_is_optional(
@@ -112,7 +112,7 @@ async def test_response_is_optional(
     )
 
     assert result is None
-    assert tracker_of(setup_integration).sessions == []
+    assert sessions_of(setup_integration) == []
 
 
 async def test_non_admin_may_clear_a_device(
@@ -131,9 +131,7 @@ async def test_non_admin_may_clear_a_device(
     with pytest.raises(ServiceValidationError) as err:
         await clear(hass, hass_read_only_user, device_id=study)
     assert err.value.translation_key == "not_allowed"
-    assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
-        admins.conversation_id
-    ]
+    assert conversation_ids(setup_integration) == [admins.conversation_id]
 
 
 @pytest.mark.parametrize("how", ["at the device", "by its id"])
@@ -161,7 +159,7 @@ async def test_non_admin_may_not_clear_a_device_conversation_an_admin_took_part_
         with pytest.raises(ServiceValidationError) as err:
             await clear(hass, hass_read_only_user, **data)
         assert err.value.translation_key == "not_allowed"
-    session = tracker_of(setup_integration).get(first.conversation_id)
+    session = session_of(setup_integration, first.conversation_id)
     assert session is not None
     assert session.turns == 2
     assert await clear(hass, hass_admin_user, device_id=kitchen) == {"cleared": 1}
@@ -196,7 +194,7 @@ async def test_who_took_part_is_remembered_across_a_restart(
         with pytest.raises(ServiceValidationError) as err:
             await clear(hass2, guest, conversation_id=first.conversation_id)
         assert err.value.translation_key == "not_allowed"
-        assert tracker_of(entry).get(first.conversation_id) is not None
+        assert session_of(entry, first.conversation_id) is not None
         assert await clear(hass2, None, conversation_id=first.conversation_id) == {"cleared": 1}
 
 
@@ -221,7 +219,7 @@ async def test_a_stored_session_counts_the_user_who_started_it_as_taking_part(
         with pytest.raises(ServiceValidationError) as err:
             await clear(hass, hass_read_only_user, device_id=kitchen)
         assert err.value.translation_key == "not_allowed"
-        assert tracker_of(config_entry).get(STORED_ID) is not None
+        assert session_of(config_entry, STORED_ID) is not None
     else:
         assert await clear(hass, hass_read_only_user, device_id=kitchen) == {"cleared": 1}
 
@@ -237,7 +235,7 @@ async def test_non_admin_may_not_clear_everything(
             await clear(hass, hass_read_only_user, **data)
         assert err.value.translation_key == "not_allowed"
 
-    assert len(tracker_of(setup_integration).sessions) == 1
+    assert len(sessions_of(setup_integration)) == 1
 
 
 @pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "user"}])
@@ -255,9 +253,7 @@ async def test_non_admin_may_not_clear_another_persons_conversation(
             await clear(hass, hass_read_only_user, **data)
         assert err.value.translation_key == "not_allowed"
 
-    assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
-        admins.conversation_id
-    ]
+    assert conversation_ids(setup_integration) == [admins.conversation_id]
 
 
 @pytest.mark.parametrize("agent_options", [{CONF_SESSION_SCOPE: "user"}])
@@ -276,9 +272,7 @@ async def test_non_admin_may_clear_their_own_conversation(
     assert await clear(hass, hass_read_only_user, conversation_id=own.conversation_id) == {
         "cleared": 1
     }
-    assert [s.conversation_id for s in tracker_of(setup_integration).sessions] == [
-        admins.conversation_id
-    ]
+    assert conversation_ids(setup_integration) == [admins.conversation_id]
 
 
 async def test_admin_and_automation_may_clear_everything(
@@ -308,8 +302,8 @@ async def test_agent_field_limits_the_clear_to_one_agent(
     assert await clear(hass, device_id=kitchen, agent_id="conversation.night_agent") == {
         "cleared": 1
     }
-    assert tracker_of(second).sessions == []
-    assert len(tracker_of(setup_integration).sessions) == 1
+    assert sessions_of(second) == []
+    assert len(sessions_of(setup_integration)) == 1
     assert await clear(hass, device_id=kitchen) == {"cleared": 1}
 
 
@@ -361,7 +355,7 @@ async def test_unknown_ids_are_translated_validation_errors(
     assert err.value.translation_key == translation_key
     # Home Assistant drops the message's final full stop.
     assert str(err.value) == message
-    assert len(tracker_of(setup_integration).sessions) == 1
+    assert len(sessions_of(setup_integration)) == 1
 
 
 async def test_unloaded_agent_is_a_validation_error(
@@ -482,10 +476,10 @@ async def test_who_may_clear_what_in_every_scope(
         assert err.value.translation_domain == DOMAIN
         assert err.value.translation_key == "not_allowed"
         assert str(err.value).startswith("Only an administrator can clear")
-        assert len(tracker_of(config_entry).sessions) == 3
+        assert len(sessions_of(config_entry)) == 3
     else:
         assert await clear(hass, user, **data) == {"cleared": cleared}
-        left = {s.conversation_id for s in tracker_of(config_entry).sessions}
+        left = {s.conversation_id for s in sessions_of(config_entry)}
         assert left == set(ids.values()) - ({ids[whose]} if whose else set(ids.values()))
 
 
@@ -524,4 +518,4 @@ async def test_a_refusal_reaches_a_non_admin_translated_and_logs_no_traceback(
         for r in caplog.records
         if r.levelno >= logging.WARNING and (r.exc_info or "Unexpected" in r.getMessage())
     ]
-    assert len(tracker_of(setup_integration).sessions) == 1
+    assert len(sessions_of(setup_integration)) == 1

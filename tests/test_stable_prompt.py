@@ -10,7 +10,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import (
@@ -20,7 +20,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, converse, make_device, openai_agent_data
+from .helpers import AGENT_ENTITY_ID, async_advance, converse, make_device, openai_agent_data
 from .pipeline_runs import async_setup_demo_lights, async_voice
 
 # What may differ after the shared prefix beyond the new words and the previous reply:
@@ -66,9 +66,7 @@ async def test_six_turns_share_their_prefix_and_tools(
     runs = []
     for sentence in sentences:
         runs.append(await voice.say(sentence, kitchen))
-        freezer.tick(timedelta(seconds=90))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(seconds=90))
 
     assert len({run.conversation_id for run in runs}) == 1
     requests = fake_openai.chat_requests

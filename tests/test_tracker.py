@@ -27,7 +27,18 @@ from custom_components.home_agent.const import (
     EVENT_SESSION_STARTED,
 )
 
-from .helpers import EVENT_KEYS, converse, make_device, setup_entry, tracker_of
+from .helpers import (
+    EVENT_KEYS,
+    async_advance,
+    background_work,
+    converse,
+    make_device,
+    session_of,
+    session_of_key,
+    sessions_of,
+    setup_entry,
+    start_session,
+)
 from .storage_files import stored_sessions
 
 TIMEOUT = timedelta(seconds=3600)
@@ -48,7 +59,7 @@ async def test_fresh_ids_from_a_device_continue_its_session(
     third = await converse(hass, conversation_id="01JANOTHERFRESHID000000000", device_id=kitchen)
 
     assert first.conversation_id == second.conversation_id == third.conversation_id
-    session = tracker_of(setup_integration).get(first.conversation_id)
+    session = session_of(setup_integration, first.conversation_id)
     assert session is not None
     assert session.turns == 3
     assert len(session.transcript) == 3
@@ -89,10 +100,10 @@ async def test_explicit_id_continues_its_session(
     first = await converse(hass, device_id=make_device(hass, "dev-kitchen"))
     again = await converse(hass, first.conversation_id, device_id=bedroom)
     assert again.conversation_id == first.conversation_id
-    session = tracker_of(setup_integration).get(first.conversation_id)
+    session = session_of(setup_integration, first.conversation_id)
     assert session is not None
     assert session.turns == 2
-    assert tracker_of(setup_integration).session_for_key(f"device:{bedroom}") is None
+    assert session_of_key(setup_integration, f"device:{bedroom}") is None
 
 
 async def test_devices_are_independent(
@@ -156,7 +167,7 @@ async def test_scope_none_still_continues_an_explicit_id(
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     second = await converse(hass, first.conversation_id, device_id=make_device(hass, "dev-a"))
     assert second.conversation_id == first.conversation_id
-    session = tracker_of(config_entry).get(first.conversation_id)
+    session = session_of(config_entry, first.conversation_id)
     assert session is not None
     assert session.session_key == f"conversation:{first.conversation_id}"
 
@@ -176,9 +187,9 @@ async def test_two_agents_never_share_sessions(
     )
     assert first.conversation_id != other.conversation_id
     # The id of one agent's session is unknown to the other: it starts its own.
-    assert tracker_of(second_entry).get(first.conversation_id) is None
-    assert len(tracker_of(setup_integration).sessions) == 1
-    assert len(tracker_of(second_entry).sessions) == 1
+    assert session_of(second_entry, first.conversation_id) is None
+    assert len(sessions_of(setup_integration)) == 1
+    assert len(sessions_of(second_entry)) == 1
 
 
 async def test_expires_exactly_at_the_timeout(
@@ -189,15 +200,11 @@ async def test_expires_exactly_at_the_timeout(
     started_at = dt_util.utcnow()
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
 
-    freezer.tick(TIMEOUT - timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT - timedelta(seconds=1))
     assert expired == []
-    assert tracker_of(setup_integration).get(first.conversation_id) is not None
+    assert session_of(setup_integration, first.conversation_id) is not None
 
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=1))
     assert len(expired) == 1
     data = expired[0].data
     assert set(data) == EVENT_KEYS | {"reason"}
@@ -205,15 +212,13 @@ async def test_expires_exactly_at_the_timeout(
     assert data["conversation_id"] == first.conversation_id
     assert data["turns"] == 1
     assert data["expires_at"] == (started_at + TIMEOUT).isoformat()
-    assert tracker_of(setup_integration).get(first.conversation_id) is None
+    assert session_of(setup_integration, first.conversation_id) is None
 
     # Time goes on: the event is not repeated, and the next turn starts afresh.
-    freezer.tick(TIMEOUT * 3)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT * 3)
     assert len(expired) == 1
     after = await converse(hass, first.conversation_id, device_id=make_device(hass, "dev-a"))
-    session = tracker_of(setup_integration).get(after.conversation_id)
+    session = session_of(setup_integration, after.conversation_id)
     assert session is not None
     assert session.turns == 1
     assert len(session.transcript) == 1
@@ -226,19 +231,15 @@ async def test_activity_extends_the_session(
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     for _ in range(3):
-        freezer.tick(TIMEOUT - timedelta(minutes=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, TIMEOUT - timedelta(minutes=1))
         result = await converse(hass, device_id=make_device(hass, "dev-a"))
         assert result.conversation_id == first.conversation_id
     assert expired == []
-    session = tracker_of(setup_integration).get(first.conversation_id)
+    session = session_of(setup_integration, first.conversation_id)
     assert session is not None
     assert session.expires_at == dt_util.utcnow() + TIMEOUT
 
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
     assert len(expired) == 1
     assert expired[0].data["turns"] == 4
 
@@ -269,12 +270,10 @@ async def test_satellite_activity_keeps_the_session_alive(
     hass.states.async_set(satellite, "idle")
     hass.states.async_set("sensor.something", "listening")
     await hass.async_block_till_done()
-    session = tracker_of(setup_integration).get(first.conversation_id)
+    session = session_of(setup_integration, first.conversation_id)
     assert session is not None
     assert session.turns == 1
-    freezer.tick(TIMEOUT)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, TIMEOUT)
     assert len(expired) == 1
 
 
@@ -282,10 +281,11 @@ async def test_satellite_id_keys_a_session(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """Without a device, the satellite entity (HA 2025.10+) carries the conversation."""
-    tracker = tracker_of(setup_integration)
-    first = tracker.async_resolve("01JAAAAAAAAAAAAAAAAAAAAAAA", satellite_id="assist_satellite.den")
-    second = tracker.async_resolve(
-        "01JBBBBBBBBBBBBBBBBBBBBBBB", satellite_id="assist_satellite.den"
+    first = start_session(
+        setup_integration, "01JAAAAAAAAAAAAAAAAAAAAAAA", satellite_id="assist_satellite.den"
+    )
+    second = start_session(
+        setup_integration, "01JBBBBBBBBBBBBBBBBBBBBBBB", satellite_id="assist_satellite.den"
     )
     assert first is second
     assert first.session_key == "satellite:assist_satellite.den"
@@ -296,8 +296,8 @@ async def test_unload_leaves_nothing_behind(
 ) -> None:
     """Unloading cancels every timer and listener and writes pending changes."""
     await converse(hass, text="what time is it", device_id=make_device(hass, "dev-a"))
-    tracker = tracker_of(setup_integration)
-    assert tracker.store.save_pending
+    work = background_work(setup_integration)
+    assert work.save_pending
     # Satellites are followed through Home Assistant's shared, domain-filtered listener
     # (see test_satellite_tracking_is_filtered_by_domain); these two are our own.
     ours = (EVENT_HOMEASSISTANT_STOP, EVENT_HOMEASSISTANT_FINAL_WRITE)
@@ -308,8 +308,8 @@ async def test_unload_leaves_nothing_behind(
 
     after = hass.bus.async_listeners()
     assert [after.get(event, 0) for event in ours] == [before[event] - 1 for event in ours]
-    assert not tracker.store.save_pending
-    assert tracker._timers == {}
+    assert not work.save_pending
+    assert work.expiry_timers == 0
     stored = stored_sessions(hass, setup_integration.entry_id)
     assert len(stored) == 1
     assert stored[0]["transcript"][0][0] == "what time is it"

@@ -27,7 +27,7 @@ from custom_components.home_agent.const import (
 
 from .delegates import GateAgent, async_setup_delegating_to
 from .fake_openai import FakeOpenAI
-from .helpers import converse, make_device, openai_agent_data, setup_entry
+from .helpers import async_advance, converse, make_device, openai_agent_data, setup_entry
 
 
 async def test_a_reload_during_a_turn_keeps_its_exchange(
@@ -78,9 +78,7 @@ async def test_a_turn_longer_than_the_timeout_does_not_end_its_session(
 
     assert answered.conversation_id == after.conversation_id == first.conversation_id
     assert "User: and the eggs" in (agent.inputs[-1].extra_system_prompt or "")
-    freezer.tick(timedelta(seconds=61))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=61))
     assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockUser, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockUser
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from ..delegates import ChatLogAgent, async_setup_delegating_to
-from ..helpers import AGENT_ENTITY_ID, make_device
+from ..helpers import AGENT_ENTITY_ID, async_advance, make_device
 from ..pipeline_runs import Satellite, async_voice
 from .household import async_people, listed, prompt_notes, remember
 
@@ -36,9 +36,7 @@ async def test_an_llm_delegate_gets_the_notes_in_an_unchanging_prompt(
     assert first.extra_system_prompt is not None
     assert prompt_notes("\n\n" + first.extra_system_prompt) == [HEATER]
     assert second.extra_system_prompt == first.extra_system_prompt
-    freezer.tick(timedelta(seconds=3601))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await async_advance(hass, freezer, timedelta(seconds=3601))
     await kitchen.say("good evening")
     assert "Carla visits on 14 June." in (agent.seen[-1].extra_system_prompt or "")
     # No model of Home Agent's own: nothing is made of the session that ended.

@@ -23,9 +23,17 @@ from custom_components.home_agent.notes_extraction import (
     START_DELAY,
     TRY_FOR,
 )
+from custom_components.home_agent.session import Exchange
 
 from ..fake_openai import FakeOpenAI, Recorded
-from ..helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from ..helpers import (
+    AGENT_ENTITY_ID,
+    async_restarted,
+    make_device,
+    record_exchange,
+    setup_entry,
+    start_session,
+)
 from ..pipeline_runs import async_voice
 from .household import (
     MEMORY_OPTIONS,
@@ -322,11 +330,10 @@ async def test_turns_home_assistant_answered_alone_make_no_request(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A session that never reached the model ends without an extraction request."""
-    tracker = setup_integration.runtime_data.tracker
-    session = tracker.async_resolve(None, device_id=make_device(hass, "Hall"))
-    from custom_components.home_agent.session import Exchange  # noqa: PLC0415
-
-    tracker.async_record_turn(session, Exchange("turn on the light", "Turned on", local=True))
+    session = start_session(setup_integration, device_id=make_device(hass, "Hall"))
+    record_exchange(
+        setup_integration, session, Exchange("turn on the light", "Turned on", local=True)
+    )
 
     await async_later(hass, freezer, 3601)
 

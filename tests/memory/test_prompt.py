@@ -15,7 +15,7 @@ from custom_components.home_agent.const import CONF_MEMORY_PROMPT_TOKENS
 from custom_components.home_agent.notes_prompt import NOTES_HEADER, note_tokens
 
 from ..fake_openai import FakeOpenAI
-from ..helpers import AGENT_ENTITY_ID, async_restarted, make_device, setup_entry
+from ..helpers import AGENT_ENTITY_ID, async_restarted, make_device, sessions_of, setup_entry
 from ..pipeline_runs import Satellite, Voice, async_voice
 from .household import (
     MEMORY_OPTIONS,
@@ -163,7 +163,7 @@ async def test_the_system_prompt_is_identical_for_every_request_of_a_session(
     kitchen = voice_satellite(hass, "Kitchen")
     await kitchen.say("hello")
     first = fake_openai.chat_requests[-1].system_prompt
-    session = setup_integration.runtime_data.tracker.sessions[0]
+    session = sessions_of(setup_integration)[0]
     notes = setup_integration.runtime_data.notes
     # What a warm-up ahead of the next turn computes is what the request sends.
     assert notes.async_section(session, None) in first

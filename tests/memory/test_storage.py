@@ -15,11 +15,11 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.home_agent.const import CONF_MEMORY, DOMAIN, SAVE_RETRY_DELAY
 
-from ..helpers import setup_entry
+from ..helpers import async_advance, setup_entry
 from .household import MEMORY_OPTIONS, act, async_saved, listed, notes_file, remember, stored
 
 COFFEE = "Bob takes his coffee black."
@@ -221,9 +221,7 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
         assert failures == 1
         assert COFFEE.encode() in stored(hass)
         assert "retrying" in caplog.text
-        freezer.tick(timedelta(seconds=SAVE_RETRY_DELAY))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await async_advance(hass, freezer, timedelta(seconds=SAVE_RETRY_DELAY))
 
     assert COFFEE.encode() not in stored(hass)
     assert HEATER.encode() in stored(hass)
