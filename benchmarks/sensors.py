@@ -22,7 +22,8 @@ from custom_components.home_agent.session import Session
 from .harness import async_agent_entry, async_store_sessions
 from .restore import FullCollections, Ticker
 
-KEYS = (1_000, 20_000)
+# The second is the most session sensors an agent shows (sensor.MAX_KEY_SENSORS).
+KEYS = (1_000, 5_000)
 
 
 @dataclass(frozen=True, slots=True)

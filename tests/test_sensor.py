@@ -334,3 +334,23 @@ def conversation_sensors(hass: HomeAssistant) -> list[str]:
         for entity_id in hass.states.async_entity_ids("sensor")
         if entity_id.endswith(("_conversation", "_conversations"))
     ]
+
+
+async def test_session_sensors_stop_at_their_cap_and_the_count_goes_on(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Past the most sensors an agent shows, a new satellite gets none; it is still counted."""
+    monkeypatch.setattr("custom_components.home_agent.sensor.MAX_KEY_SENSORS", 2)
+    for name in ("Kitchen satellite", "Bedroom satellite", "Porch satellite", "Attic satellite"):
+        await converse(hass, device_id=make_device(hass, name))
+    await hass.async_block_till_done()
+
+    assert hass.states.get(KITCHEN) is not None
+    assert hass.states.get("sensor.home_agent_bedroom_satellite_conversation") is not None
+    assert hass.states.get("sensor.home_agent_porch_satellite_conversation") is None
+    assert hass.states.get("sensor.home_agent_attic_satellite_conversation") is None
+    assert hass.states.get(COUNT).state == "4"
+    assert caplog.text.count("shows session sensors for 2 satellites") == 1

@@ -20,6 +20,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 
+from .const import LOGGER
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
 from .memory_sensor import MemoriesSensor
@@ -46,6 +47,10 @@ SESSION_ATTRIBUTES = ("turns", "started_at", "last_activity", "expires_at")
 ATTR_BELONGS_TO = "belongs_to"
 LISTED_ATTRIBUTES = ("device_id", "satellite_id", *SESSION_ATTRIBUTES)
 MAX_LISTED_SESSIONS = 20
+# The most session sensors an agent shows (Home Assistant 2026.x adds at most 10,000 enabled
+# entities per config entry, and only logs past that): keys beyond get none, and the count
+# sensor still counts their sessions.
+MAX_KEY_SENSORS = 5000
 # Key sensors added per event-loop iteration: adding one takes Home Assistant about half a
 # millisecond, so thousands of keys are added in steps that never hold the loop for long.
 SENSOR_BATCH = 50
@@ -113,6 +118,7 @@ class KeySessionSensors:
         self.entry = entry
         self._async_add_entities = async_add_entities
         self._known: set[str] = set()
+        self._full = False
         self._listeners: dict[str, SessionListener] = {}
 
     @callback
@@ -132,7 +138,7 @@ class KeySessionSensors:
         key = session.session_key
         if (listener := self._listeners.get(key)) is not None:
             listener(session, change)
-        elif key not in self._known and has_owner(key):
+        elif key not in self._known and has_owner(key) and not self._full:
             self.entry.async_create_task(self.hass, self.async_add_keys([key]))
 
     async def async_add_keys(self, session_keys: Iterable[str]) -> None:
@@ -140,6 +146,16 @@ class KeySessionSensors:
         new = [
             key for key in dict.fromkeys(session_keys) if key not in self._known and has_owner(key)
         ]
+        if (room := MAX_KEY_SENSORS - len(self._known)) < len(new):
+            if not self._full:
+                LOGGER.warning(
+                    "%s shows session sensors for %d satellites, devices and people at most; "
+                    "more get none (the active conversations sensor still counts them)",
+                    self.entry.title,
+                    MAX_KEY_SENSORS,
+                )
+                self._full = True
+            new = new[: max(room, 0)]
         # Claimed before the name lookups, so a concurrent change does not add a twin.
         self._known.update(new)
         await async_remember_user_names(self.hass, new)
