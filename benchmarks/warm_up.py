@@ -1,4 +1,4 @@
-"""(i) Speak sooner: a session's first turn with and without the warm-up, on a real model.
+"""(j) Speak sooner: a session's first turn with and without the warm-up, on a real model.
 
     scripts/bench --real-model --warm-up [--runs 7]
 
@@ -229,19 +229,19 @@ def report(warm: Measured, cold: Measured) -> str:
     rows = [
         "| measurement | with warm-up | without | target | met? |",
         "|---|---:|---:|---|---|",
-        f"| i. first turn of a session: words reaching Home Agent → first streamed text "
+        f"| j. first turn of a session: words reaching Home Agent → first streamed text "
         f"(median of {len(warm.first_text)}) | {median(warm.first_text) * 1000:,.0f} ms | "
         f"{median(cold.first_text) * 1000:,.0f} ms | ≤ {TARGET_RATIO}× a follow-up's "
         f"({follow_up * 1000:,.0f} ms) | {'yes' if ratio <= TARGET_RATIO else '**no**'} "
         f"({ratio:.2f}×) |",
-        f"| i. same, prompt tokens the server evaluated for the turn's request / its time to "
+        f"| j. same, prompt tokens the server evaluated for the turn's request / its time to "
         f"read them (median) | {median(warm.evaluated):,.0f} / {median(warm.prompt_ms):,.0f} ms"
         f" | {median(cold.evaluated):,.0f} / {median(cold.prompt_ms):,.0f} ms | — | — |",
-        f"| i. follow-up with the same words: first streamed text / prompt tokens evaluated "
+        f"| j. follow-up with the same words: first streamed text / prompt tokens evaluated "
         f"(median) | {median(warm.follow_up_text) * 1000:,.0f} ms / "
         f"{median(warm.follow_up_evaluated):,.0f} | {median(cold.follow_up_text) * 1000:,.0f} ms"
         f" / {median(cold.follow_up_evaluated):,.0f} | — | — |",
-        f"| i. extra requests per first turn (warm-ups) / prompt tokens a warm-up evaluated, "
+        f"| j. extra requests per first turn (warm-ups) / prompt tokens a warm-up evaluated, "
         f"and its time (median) | {max(warm.warm_ups)} / {median(warm.warm_up_evaluated):,.0f}"
         f" in {median(warm.warm_up_prompt_ms or [0]):,.0f} ms | "
         f"{max(cold.warm_ups)} / — | ≤ 1, and 0 without a satellite event | "

@@ -66,7 +66,7 @@ def stored_sessions(hass: HomeAssistant, entry_id: str) -> list[dict[str, Any]]:
     for row in index["data"]["sessions"]:
         # Everyone who took part follows, unless it is just the session's user.
         session = dict(zip((*names, "participants"), row, strict=False))
-        _, session["recap"], session["transcript"] = transcripts[row[0]]
+        _, session["summary"], session["transcript"] = transcripts[row[0]]
         sessions.append(session)
     return sessions
 

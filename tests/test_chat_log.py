@@ -27,7 +27,7 @@ from custom_components.home_agent.const import (
     DOMAIN,
     TOOL_RESULT_MAX_CHARS,
 )
-from custom_components.home_agent.memory import CUT_MARKER, compact_result
+from custom_components.home_agent.exchanges import CUT_MARKER, compact_result
 
 from .fake_openai import FakeOpenAI
 from .helpers import (

@@ -21,11 +21,11 @@ from custom_components.home_agent.const import (
     CONF_SESSION_TIMEOUT,
     DOMAIN,
     MAX_HISTORY_MAX_TOKENS,
-    RECAP_CHUNK,
-    RECAP_IDLE_DELAY,
     SERVICE_CLEAR_CONVERSATION,
+    SUMMARY_CHUNK,
+    SUMMARY_IDLE_DELAY,
 )
-from custom_components.home_agent.recap import RECAP_INSTRUCTIONS
+from custom_components.home_agent.summary import SUMMARY_INSTRUCTIONS
 
 from .fake_openai import FakeOpenAI, Recorded
 from .helpers import async_restarted, converse, make_device, openai_agent_data, setup_entry
@@ -73,7 +73,7 @@ def _history(request: Recorded) -> list[dict[str, Any]]:
 
 def _is_summary(request: Recorded) -> bool:
     """Tell a summary request from a turn."""
-    return request.messages[0]["content"] == RECAP_INSTRUCTIONS
+    return request.messages[0]["content"] == SUMMARY_INSTRUCTIONS
 
 
 def _turns(fake: FakeOpenAI) -> list[Recorded]:
@@ -132,7 +132,7 @@ async def test_the_summary_counts_against_the_token_budget(
     kitchen = make_device(hass, "Kitchen satellite")
     await _long_talk(hass, fake_openai, kitchen, 7)
     fake_openai.reply(LONG_RECAP)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
     await _long_talk(hass, fake_openai, kitchen, 6)
 
     summary = f"\n\nSummary of the earlier conversation: {LONG_RECAP}"
@@ -157,7 +157,7 @@ async def test_a_summary_is_made_while_idle_and_sent_ahead_of_the_history(
     assert not any(_is_summary(r) for r in fake_openai.chat_requests)
 
     fake_openai.reply(RECAP)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
     summaries = [r for r in fake_openai.chat_requests if _is_summary(r)]
     assert len(summaries) == 1
     assert "my name is Ada and my locker is 42" in summaries[0].messages[1]["content"]
@@ -179,7 +179,7 @@ async def test_a_turn_abandons_a_summary_in_progress(
     kitchen = make_device(hass, "Kitchen satellite")
     await _long_talk(hass, fake_openai, kitchen, 7)
     fake_openai.slow(30)  # the summary request hangs
-    freezer.tick(timedelta(seconds=RECAP_IDLE_DELAY + 1))
+    freezer.tick(timedelta(seconds=SUMMARY_IDLE_DELAY + 1))
     async_fire_time_changed(hass)
     # The clock is frozen: yield to the loop (which serves the sockets) until it arrives.
     for _ in range(10_000):
@@ -194,7 +194,7 @@ async def test_a_turn_abandons_a_summary_in_progress(
     assert result.response.speech["plain"]["speech"] == "Right away."
     assert "Summary of the earlier conversation" not in _turns(fake_openai)[-1].system_prompt
     fake_openai.reply(RECAP)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
     fake_openai.reply("OK.")
     await converse(hass, text="thanks", device_id=kitchen)
     assert RECAP in _turns(fake_openai)[-1].system_prompt
@@ -210,7 +210,7 @@ async def test_the_summary_survives_a_restart_and_a_clear_deletes_it(
     kitchen = make_device(hass, "Kitchen satellite")
     await _long_talk(hass, fake_openai, kitchen, 7)
     fake_openai.reply(RECAP)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
 
     async with async_restarted(hass, setup_integration) as (hass2, entry):
         await setup_entry(hass2, entry)
@@ -249,7 +249,7 @@ async def test_summaries_can_be_turned_off(
     """With the option off, what leaves the history is simply gone; no summary request."""
     kitchen = make_device(hass, "Kitchen satellite")
     await _long_talk(hass, fake_openai, kitchen, 8)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
 
     assert not any(_is_summary(r) for r in fake_openai.chat_requests)
 
@@ -270,14 +270,14 @@ async def test_a_backlog_of_more_than_twenty_exchanges_is_summarized_whole_in_or
     first_kept = _oldest_question_kept(fake_openai)
     fake_openai.reply("Summary one.")
     fake_openai.reply("Summary two.")
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
     fake_openai.reply("OK.")
     await converse(hass, text="thanks", device_id=kitchen)
 
-    assert first_kept > RECAP_CHUNK  # more left than one request folds
+    assert first_kept > SUMMARY_CHUNK  # more left than one request folds
     asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
     assert len(asked) == 2
-    assert asked[0].count("User: question") == RECAP_CHUNK
+    assert asked[0].count("User: question") == SUMMARY_CHUNK
     assert asked[0].startswith("Summary so far: (none)")
     assert asked[1].startswith("Summary so far: Summary one.")
     summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
@@ -307,7 +307,7 @@ async def test_a_quarter_of_a_hundred_turn_history_is_summarized_whole(
     kitchen = make_device(hass, "Kitchen satellite")
     for n in range(101):
         await converse(hass, text=f"question {n}", device_id=kitchen)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY + 1)
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
 
     asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
     summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
@@ -325,7 +325,7 @@ async def test_a_summary_interrupted_by_a_reload_or_restart_is_made_after_it(
     """What waits for the summary (over twenty exchanges) is stored and summarized later."""
     kitchen = await _introduce_ada_and_talk(hass, fake_openai, 30)
     first_kept = _oldest_question_kept(fake_openai)
-    await _idle(hass, freezer, RECAP_IDLE_DELAY - 10)  # not quiet long enough yet
+    await _idle(hass, freezer, SUMMARY_IDLE_DELAY - 10)  # not quiet long enough yet
 
     async with contextlib.AsyncExitStack() as stack:
         if how == "reload":
@@ -337,7 +337,7 @@ async def test_a_summary_interrupted_by_a_reload_or_restart_is_made_after_it(
         await hass2.async_block_till_done(wait_background_tasks=True)  # transcripts read
         fake_openai.reply("Summary one.")
         fake_openai.reply(RECAP)
-        await _idle(hass2, freezer, RECAP_IDLE_DELAY + 1)
+        await _idle(hass2, freezer, SUMMARY_IDLE_DELAY + 1)
         asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
         assert len(asked) == 2
         assert "User: my name is Ada and my locker is 42" in asked[0]

@@ -202,7 +202,7 @@ async def test_made_up_device_ids_make_no_session_sensors(
     # Like no device at all: the turns follow the signed-in person (one conversation).
     assert len({run.conversation_id for run in runs}) == 1
     assert session_sensors() == [f"{setup_integration.entry_id}_user:{hass_admin_user.id}"]
-    stored = json.dumps([s.summary() for s in sessions_of(setup_integration)])
+    stored = json.dumps([s.public_data() for s in sessions_of(setup_integration)])
     assert not any(device in stored for device in invented)
     # A real satellite still gets its sensor.
     kitchen = make_device(hass, "Kitchen satellite")

@@ -154,12 +154,12 @@ async def test_a_file_of_the_previous_release_loads_and_is_rewritten(
     ]
 
 
-async def test_tool_rounds_local_turns_and_recap_survive_a_restart(
+async def test_tool_rounds_local_turns_and_summary_survive_a_restart(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
-    """Everything an exchange holds, and the recap, comes back after a restart."""
+    """Everything an exchange holds, and the summary, comes back after a restart."""
     session = start_session(setup_integration, device_id="dev-a")
-    session.recap = "They asked about the lights."
+    session.summary = "They asked about the lights."
     done = Exchange(
         "switch on the counter light",
         "Done.",
@@ -183,7 +183,7 @@ async def test_tool_rounds_local_turns_and_recap_survive_a_restart(
             local,
             Exchange("thanks", "You're welcome."),
         ]
-        assert restored.recap == "They asked about the lights."
+        assert restored.summary == "They asked about the lights."
     # A plain exchange is stored as its two texts.
     lines = transcripts_path(hass, setup_integration.entry_id).read_text().splitlines()
     assert json.loads(lines[1])[2][2] == ["thanks", "You're welcome."]
@@ -272,7 +272,7 @@ async def test_a_turn_reusing_an_expired_id_at_start_up_gets_nothing_of_it_back(
     old = await converse(hass, text=SECRET, device_id="dev-a")
     old_session = session_of(entry, old.conversation_id)
     assert old_session is not None
-    old_session.recap = "Their door code is secret."
+    old_session.summary = "Their door code is secret."
     freezer.tick(timedelta(minutes=50))
     await converse(hass, text="hello", device_id="dev-b")  # still live after the restart
     async with async_restarted(hass, entry) as (hass2, entry2):
@@ -296,7 +296,7 @@ async def test_a_turn_reusing_an_expired_id_at_start_up_gets_nothing_of_it_back(
         session = session_of(entry2, old.conversation_id)
         assert session is not None
         assert said(session.transcript) == [("what did I tell you", f"answer {len(agent.inputs)}")]
-        assert session.recap is None
+        assert session.summary is None
 
 
 async def test_newer_storage_is_refused_and_kept(

@@ -18,10 +18,10 @@ from .notes_actions import async_setup_memory_services
 from .notes_api import async_register_memory_api
 from .notes_setup import async_follow_sessions, async_open_memory, async_remove_memory
 from .openai_compatible import OpenAICompatibleBackend
-from .recap import RecapMaker
 from .services import async_setup_services
 from .settings import AgentSettings
 from .storage import async_remove_stored
+from .summary import SummaryMaker
 from .tracker import SessionTracker
 from .warmup import Warmer
 
@@ -50,7 +50,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
         summarize=settings.summarize,
     )
     backend: AgentBackend
-    recaps: RecapMaker | None = None
+    summaries: SummaryMaker | None = None
     client: ModelClient | None = None
     if settings.uses_model:
         client = ModelClient(hass, settings.base_url, settings.api_key)
@@ -59,8 +59,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     if client is not None:
         model_backend = OpenAICompatibleBackend(hass, settings, client, memory.notes)
         if tracker.summarize:
-            recaps = RecapMaker(hass, tracker, model_backend.async_summarize)
-            entry.async_on_unload(recaps.async_stop)
+            summaries = SummaryMaker(hass, tracker, model_backend.async_summarize)
+            entry.async_on_unload(summaries.async_stop)
         if settings.warm_up:
             entry.async_on_unload(Warmer(hass, tracker, model_backend).async_stop)
         backend = model_backend
@@ -76,13 +76,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
     async_follow_sessions(entry, tracker, memory)
     watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
     entry.async_on_unload(watcher.async_stop)
-    if recaps is not None:
-        recaps.async_resume()
+    if summaries is not None:
+        summaries.async_resume()
     entry.runtime_data = HomeAgentData(
         settings=settings,
         tracker=tracker,
         backend=backend,
-        recaps=recaps,
+        summaries=summaries,
         notes=memory.notes,
         extractor=memory.extractor,
     )

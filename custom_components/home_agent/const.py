@@ -86,11 +86,11 @@ MIN_HISTORY_MAX_TOKENS: Final = 256
 MAX_HISTORY_MAX_TOKENS: Final = 131072
 DEFAULT_HISTORY_SUMMARY: Final = True
 # Seconds a session must be idle before its summary is brought up to date.
-RECAP_IDLE_DELAY: Final = 30.0
+SUMMARY_IDLE_DELAY: Final = 30.0
 # Waiting exchanges folded into the summary per request: a longer backlog (summaries
 # that failed for a while, a quarter of a long history) is folded a chunk at a time,
 # oldest first, and never dropped.
-RECAP_CHUNK: Final = 20
+SUMMARY_CHUNK: Final = 20
 
 # Warm the model up while the person is still talking (on by default for endpoints on this
 # machine or the local network, off for others: a warm-up is a request that may be billed).

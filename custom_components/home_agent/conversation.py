@@ -17,7 +17,7 @@ from .apology import Apologies
 from .const import TURN_TIME_LIMIT
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
-from .memory import last_text, turn_exchange
+from .exchanges import last_text, turn_exchange
 from .metrics import TurnMetrics
 
 PARALLEL_UPDATES = 0

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from .backend import AgentBackend
     from .notes_extraction import NoteExtractor
     from .notes_prompt import AgentNotes
-    from .recap import RecapMaker
     from .settings import AgentSettings
+    from .summary import SummaryMaker
     from .tracker import SessionTracker
 
 type HomeAgentConfigEntry = ConfigEntry[HomeAgentData]
@@ -28,7 +28,7 @@ class HomeAgentData:
     tracker: SessionTracker
     backend: AgentBackend
     # Keeps running summaries of long sessions (`openai` agents with summaries on).
-    recaps: RecapMaker | None = None
+    summaries: SummaryMaker | None = None
     # The household's notes for the agent's prompts (memory on).
     notes: AgentNotes | None = None
     # Turns its expired sessions into notes (`openai` agents with memory on).

@@ -34,18 +34,18 @@ from .backend import Reply
 from .compat import async_converse, chat_session_context, satellite_id_of
 from .const import DOMAIN
 from .delegate_conversations import DelegateConversation, DelegateConversations
-from .memory import last_text, transcript_lines
+from .exchanges import last_text, transcript_lines
 from .notes_prompt import AgentNotes
 from .session import Session
 
 
 def transcript_prompt(session: Session) -> str | None:
     """Describe the session so far for an agent whose own memory lacks it."""
-    if not session.transcript and not session.recap:
+    if not session.transcript and not session.summary:
         return None
     lines = ["This is a continuing voice conversation."]
-    if session.recap:
-        lines.append(f"Summary of what was said before: {session.recap}")
+    if session.summary:
+        lines.append(f"Summary of what was said before: {session.summary}")
     if session.transcript:
         lines.append("Earlier turns, oldest first:")
         lines.extend(transcript_lines(session.transcript))

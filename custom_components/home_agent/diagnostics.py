@@ -17,7 +17,7 @@ from homeassistant.loader import async_get_integration
 
 from .const import CONF_API_KEY, CONF_BASE_URL, CONF_PROMPT, DOMAIN
 from .data import HomeAgentConfigEntry
-from .owners import key_parts
+from .keys import key_parts
 from .redact import redact_url
 
 # The prompt can describe the household; the API key is a secret.
@@ -73,8 +73,8 @@ async def async_get_config_entry_diagnostics(
                 ),
                 "local_turns_remembered": sum(e.local for e in session.transcript),
                 # Whether there is a summary, and how much waits for it; never its text.
-                "has_summary": session.recap is not None,
-                "waiting_for_summary": len(session.recap_pending),
+                "has_summary": session.summary is not None,
+                "waiting_for_summary": len(session.summary_pending),
             }
             for session in sessions
         ],

@@ -11,7 +11,7 @@ each transcript inline; it is read and rewritten as version 2 at the next save):
   in minor version 2, which readers of minor version 1 ignore; a row without it has the
   session's user alone, if any). It is small and read before the expiry timers are armed.
 - `home_agent.<entry_id>.transcripts`, JSON lines: `{"version": 2, "generation": G}`, then
-  `[conversation_id, recap, [exchange, ...]]` per session (see `encode_exchange`), plus
+  `[conversation_id, summary, [exchange, ...]]` per session (see `encode_exchange`), plus
   `[exchange, ...]` waiting for the summary when there are any. It is read after the
   timers are armed (the file in the executor, its lines checked in the event loop a few
   at a time, see storage.py). Each restored session keeps its checked exchanges as JSON
@@ -79,7 +79,7 @@ class StoredSession(Session):
         return () if stored is None else decode_transcript(json_loads(stored))
 
     def attach(
-        self, recap: str | None, stored: bytes | None, pending: tuple[Exchange, ...]
+        self, summary: str | None, stored: bytes | None, pending: tuple[Exchange, ...]
     ) -> None:
         """Give the session what its transcripts line holds.
 
@@ -91,9 +91,9 @@ class StoredSession(Session):
             self.stored_transcript = stored
             if later:
                 self.transcript.extend(later)
-        if self.recap is None:
-            self.recap = recap
-        self.recap_pending = (*pending, *self.recap_pending)
+        if self.summary is None:
+            self.summary = summary
+        self.summary_pending = (*pending, *self.summary_pending)
 
     def stored_form(self) -> StoredExchanges:
         """Return the exchanges for a save: as they were read when never decoded."""
@@ -107,7 +107,7 @@ class Snapshot:
     """What one save writes, captured in the event loop (serialized in the executor)."""
 
     rows: list[list[Any]]
-    # (conversation id, recap, exchanges, exchanges waiting for the recap) per session;
+    # (conversation id, summary, exchanges, exchanges waiting for the summary) per session;
     # exchanges are immutable tuples, or the JSON they were restored from (never decoded).
     transcripts: list[tuple[str, str | None, StoredExchanges, tuple[Exchange, ...]]]
 
@@ -124,7 +124,7 @@ def snapshot(sessions: Iterable[Session]) -> Snapshot:
             else tuple(session.transcript)
         )
         transcripts.append(
-            (session.conversation_id, session.recap, exchanges, session.recap_pending)
+            (session.conversation_id, session.summary, exchanges, session.summary_pending)
         )
     return Snapshot(rows, transcripts)
 
@@ -149,8 +149,8 @@ class StoredIndex:
 class StoredTranscripts:
     """The transcripts read from their file, by conversation id."""
 
-    # Conversation id -> (recap, exchanges as checked JSON (None if none), exchanges
-    # waiting for the recap).
+    # Conversation id -> (summary, exchanges as checked JSON (None if none), exchanges
+    # waiting for the summary).
     by_id: dict[str, tuple[str | None, bytes | None, tuple[Exchange, ...]]] = field(
         default_factory=dict
     )
@@ -522,15 +522,15 @@ def _read_line(
     item = json_loads(line)
     if type(item) is not list or len(item) not in (3, 4):
         raise Unreadable("not a session's transcript")
-    conversation_id, recap, raw = item[:3]
+    conversation_id, summary, raw = item[:3]
     pending = decode_transcript(item[3]) if len(item) == 4 else []
     if type(conversation_id) is not str:
         raise Unreadable("the conversation id is not text")
-    if recap is not None and type(recap) is not str:
-        raise Unreadable("the recap is not text")
+    if summary is not None and type(summary) is not str:
+        raise Unreadable("the summary is not text")
     kept = decode_transcript(raw)[-max_turns:]
     by_id[conversation_id] = (
-        recap,
+        summary,
         json_bytes([encode_exchange(e) for e in kept]) if kept else None,
         tuple(pending),
     )
@@ -559,20 +559,20 @@ def write_files(path: Path, key: str, snapshot: Snapshot, generation: int) -> No
 
 def _transcript_line(
     conversation_id: str,
-    recap: str | None,
+    summary: str | None,
     exchanges: StoredExchanges,
     pending: tuple[Exchange, ...],
 ) -> bytes:
     """Return one session's line; texts JSON cannot hold (half an emoji) are replaced."""
     try:
-        return json_bytes(_line_item(conversation_id, recap, exchanges, pending, clean=False))
+        return json_bytes(_line_item(conversation_id, summary, exchanges, pending, clean=False))
     except TypeError:  # orjson refuses lone surrogates (its error is a TypeError)
-        return json_bytes(_line_item(conversation_id, recap, exchanges, pending, clean=True))
+        return json_bytes(_line_item(conversation_id, summary, exchanges, pending, clean=True))
 
 
 def _line_item(
     conversation_id: str,
-    recap: str | None,
+    summary: str | None,
     exchanges: StoredExchanges,
     pending: tuple[Exchange, ...],
     *,
@@ -583,12 +583,12 @@ def _line_item(
     def encoded(items: tuple[Exchange, ...]) -> list[Any]:
         return [encode_exchange(sanitize_exchange(e) if clean else e) for e in items]
 
-    if clean and recap is not None:
-        recap = sanitize_text(recap)
+    if clean and summary is not None:
+        summary = sanitize_text(summary)
     # A transcript restored and never decoded is written back as it was read (checked).
     item: list[Any] = [
         conversation_id,
-        recap,
+        summary,
         json_fragment(exchanges) if isinstance(exchanges, bytes) else encoded(exchanges),
     ]
     if pending:

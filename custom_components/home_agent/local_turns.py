@@ -29,7 +29,7 @@ from homeassistant.helpers import chat_session
 
 from .compat import async_subscribe_chat_logs
 from .const import LOGGER
-from .memory import local_exchanges
+from .exchanges import local_exchanges
 from .session import Session
 from .tracker import SessionChange, SessionTracker
 from .turn import Turn

@@ -10,7 +10,8 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 
 from .const import DOMAIN, EVENT_SESSION_CLEARED, EVENT_SESSION_EXPIRED, EVENT_SESSION_STARTED
-from .owners import has_owner, key_owner, owner_of, session_sensor_unique_id
+from .keys import has_owner
+from .owners import key_owner, owner_of, session_sensor_unique_id
 
 # The logbook's keys, spelled out: importing the logbook component pulls in the recorder.
 LOGBOOK_ENTRY_NAME = "name"

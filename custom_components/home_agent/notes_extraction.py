@@ -100,7 +100,7 @@ def conversation_lines(session: Session) -> tuple[str, ...]:
     exchanges = list(session.transcript)
     if not any(not exchange.local for exchange in exchanges):
         return ()
-    lines = [f"Summary of the earlier conversation: {session.recap}"] if session.recap else []
+    lines = [f"Summary of the earlier conversation: {session.summary}"] if session.summary else []
     for exchange in exchanges:
         lines += [f"User: {exchange.user}", f"Assistant: {exchange.assistant}"]
     kept: list[str] = []

@@ -20,15 +20,15 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
+from .exchanges import exchange_json, json_text, live_messages, with_facts
 from .llm_tools import ToolBox, async_get_toolbox
-from .memory import exchange_json, json_text, live_messages, with_facts
 from .metrics import TurnStats
 from .notes_prompt import AgentNotes
 from .prompt import async_system_prompt, async_turn_facts
 from .prompt_cache import prompt_cache
-from .recap import RECAP_INSTRUCTIONS, recap_request
 from .session import Exchange, Session
 from .settings import AgentSettings
+from .summary import SUMMARY_INSTRUCTIONS, summary_request
 from .token_budget import TokenEstimator, exchanges_over_budget
 
 # Model replies per turn that may ask for tools before the turn is given up.
@@ -136,13 +136,13 @@ class OpenAICompatibleBackend:
             notes=self.notes.async_section(session, user_id) if self.notes else "",
         )
         tools = toolbox.schemas()
-        recap = session.recap if session is not None else None
+        summary = session.summary if session is not None else None
         # Each exchange is serialized once a turn: what it costs of the budget is measured
         # on the text every request of the turn sends.
         history = [exchange_json(e) for e in session.transcript] if session is not None else []
         leaving = exchanges_over_budget(
             [len(text) + 1 for text in history],  # its messages and the comma before them
-            self._history_budget(recap),
+            self._history_budget(summary),
             self.estimator,
         )
         fields: dict[str, Any] = {
@@ -151,21 +151,21 @@ class OpenAICompatibleBackend:
         }
         if model := self._settings.model:
             fields["model"] = model
-        system = {"role": "system", "content": _with_recap(system_prompt, recap)}
+        system = {"role": "system", "content": _with_summary(system_prompt, summary)}
         requests = _TurnRequests(fields, tools, [json_text(system), *history[leaving:]])
         return _Prefix(toolbox, system_prompt, tools, requests, leaving)
 
-    def _history_budget(self, recap: str | None) -> int:
+    def _history_budget(self, summary: str | None) -> int:
         """Return the tokens the history may take: the budget less the summary sent with it."""
         budget = self._settings.history_max_tokens
-        return budget - self.estimator.tokens(len(_recap_section(recap)))
+        return budget - self.estimator.tokens(len(_summary_section(summary)))
 
-    async def async_summarize(self, recap: str | None, exchanges: list[Exchange]) -> str:
+    async def async_summarize(self, summary: str | None, exchanges: list[Exchange]) -> str:
         """Return the model's updated summary of a conversation (no tools)."""
         payload: dict[str, Any] = {
             "messages": [
-                {"role": "system", "content": RECAP_INSTRUCTIONS},
-                {"role": "user", "content": recap_request(recap, exchanges)},
+                {"role": "system", "content": SUMMARY_INSTRUCTIONS},
+                {"role": "user", "content": summary_request(summary, exchanges)},
             ],
             "temperature": 0.2,
             "max_tokens": 256,
@@ -179,14 +179,14 @@ class OpenAICompatibleBackend:
         return "".join(pieces)
 
 
-def _recap_section(recap: str | None) -> str:
+def _summary_section(summary: str | None) -> str:
     """Return what the summary of older exchanges adds to the system prompt."""
-    return f"\n\nSummary of the earlier conversation: {recap}" if recap else ""
+    return f"\n\nSummary of the earlier conversation: {summary}" if summary else ""
 
 
-def _with_recap(system_prompt: str, recap: str | None) -> str:
+def _with_summary(system_prompt: str, summary: str | None) -> str:
     """Return the system prompt, followed by the summary of older exchanges if any."""
-    return system_prompt + _recap_section(recap)
+    return system_prompt + _summary_section(summary)
 
 
 @dataclass(slots=True)

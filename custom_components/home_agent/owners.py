@@ -9,10 +9,8 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
+from .keys import DEVICE, SATELLITE, USER, key_parts
 
-DEVICE = "device"
-SATELLITE = "satellite"
-USER = "user"
 PERSON_DOMAIN = "person"
 
 # Account names need an awaited lookup; remembered here for synchronous callers (the logbook).
@@ -32,21 +30,6 @@ class KeyOwner:
         if self.device and self.user:
             return f"{self.device} ({self.user})"
         return self.device or self.user or ""
-
-
-def key_parts(session_key: str) -> dict[str, str]:
-    """Split a key such as `device:<id>|user:<id>` into its kinds and ids."""
-    parts: dict[str, str] = {}
-    for part in session_key.split("|"):
-        kind, _, value = part.partition(":")
-        if kind in (DEVICE, SATELLITE, USER) and value:
-            parts[kind] = value
-    return parts
-
-
-def has_owner(session_key: str) -> bool:
-    """Tell whether a key belongs to a device, satellite or person (not scope `none`)."""
-    return bool(key_parts(session_key))
 
 
 def session_sensor_unique_id(entry_id: str, session_key: str) -> str:

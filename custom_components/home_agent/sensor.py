@@ -23,12 +23,12 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from .const import LOGGER
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
+from .keys import has_owner
 from .memory_sensor import MemoriesSensor
 from .metric_sensors import metric_sensors
 from .owners import (
     KeyOwner,
     async_remember_user_names,
-    has_owner,
     key_owner,
     session_sensor_unique_id,
 )
@@ -100,7 +100,7 @@ def _shown(session: Session, names: Iterable[str]) -> dict[str, Any]:
     The count sensor lists LISTED_ATTRIBUTES (no ids that reach a conversation or a
     person); a key's sensor shows SESSION_ATTRIBUTES.
     """
-    summary = session.summary()
+    summary = session.public_data()
     return {name: summary[name] for name in names}
 
 

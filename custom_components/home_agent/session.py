@@ -58,9 +58,9 @@ class Session:
     # The most exchanges the transcript keeps (None: no limit).
     max_turns: int | None = None
     # A running summary of exchanges that left the transcript (never shown anywhere).
-    recap: str | None = None
+    summary: str | None = None
     # Exchanges that left the transcript and wait to join the summary.
-    recap_pending: tuple[Exchange, ...] = ()
+    summary_pending: tuple[Exchange, ...] = ()
     # Every signed-in user who took part, in the order they joined (the one who started
     # it first): who may clear it depends on all of them, not on who started it.
     participants: tuple[str, ...] = ()
@@ -79,7 +79,7 @@ class Session:
         """Return what the transcript starts with when first needed: nothing."""
         return ()
 
-    def summary(self) -> dict[str, Any]:
+    def public_data(self) -> dict[str, Any]:
         """Return the public description: everything but the transcript."""
         return {
             "conversation_id": self.conversation_id,

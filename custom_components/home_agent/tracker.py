@@ -50,7 +50,13 @@ from .const import (
     TURN_TIME_LIMIT,
     SessionScope,
 )
-from .keys import SATELLITE_DOMAIN, bounded, known_device_id, known_satellite_id
+from .keys import (
+    SATELLITE_DOMAIN,
+    bounded,
+    known_device_id,
+    known_satellite_id,
+    session_key_for,
+)
 from .session import Exchange, Session, sanitize_exchange
 from .storage import SessionStore
 from .token_budget import LOW_WATER
@@ -75,30 +81,6 @@ class SessionChange(StrEnum):
 
 
 type SessionListener = Callable[[Session, SessionChange], None]
-
-
-def session_key_for(
-    scope: SessionScope,
-    device_id: str | None,
-    satellite_id: str | None,
-    user_id: str | None,
-) -> str | None:
-    """Return the key whose session a turn continues, or None to start fresh."""
-    device = (
-        f"device:{device_id}"
-        if device_id
-        else f"satellite:{satellite_id}"
-        if satellite_id
-        else None
-    )
-    user = f"user:{user_id}" if user_id else None
-    if scope is SessionScope.DEVICE:
-        return device or user
-    if scope is SessionScope.USER:
-        return user or device
-    if scope is SessionScope.DEVICE_USER:
-        return "|".join(part for part in (device, user) if part) or None
-    return None
 
 
 class SessionTracker:
@@ -320,16 +302,16 @@ class SessionTracker:
         """Move the `count` oldest exchanges to those waiting for the summary."""
         leaving = [session.transcript.popleft() for _ in range(min(count, len(session.transcript)))]
         if self.summarize:
-            # All of them: what waits for the summary is never dropped (see recap.py).
-            session.recap_pending = (*session.recap_pending, *leaving)
+            # All of them: what waits for the summary is never dropped (see summary.py).
+            session.summary_pending = (*session.summary_pending, *leaving)
 
     @callback
-    def async_set_recap(self, session: Session, recap: str, covered: int) -> None:
+    def async_set_summary(self, session: Session, summary: str, covered: int) -> None:
         """Store a new summary that covers the first `covered` waiting exchanges."""
         if self._sessions.get(session.conversation_id) is not session:
             return  # ended while the summary was being made
-        session.recap = recap
-        session.recap_pending = session.recap_pending[covered:]
+        session.summary = summary
+        session.summary_pending = session.summary_pending[covered:]
         self.store.async_schedule_save()
 
     @asynccontextmanager
@@ -519,7 +501,7 @@ class SessionTracker:
         data: dict[str, Any] = {
             "entry_id": self.entry_id,
             "agent_id": self.agent_id,
-            **session.summary(),
+            **session.public_data(),
         }
         if reason is not None:
             data["reason"] = reason

@@ -26,8 +26,8 @@ from homeassistant.helpers.event import TrackStates, async_track_state_change_fi
 
 from .compat import llm_context_of
 from .const import DOMAIN, LOGGER
-from .keys import SATELLITE_DOMAIN
-from .tracker import SessionTracker, session_key_for
+from .keys import SATELLITE_DOMAIN, session_key_for
+from .tracker import SessionTracker
 
 if TYPE_CHECKING:
     from .openai_compatible import OpenAICompatibleBackend
