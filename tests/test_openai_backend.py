@@ -9,9 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
+from aiohttp import AsyncResolver
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import intent, llm
+from homeassistant.helpers import aiohttp_client, intent, llm
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
@@ -31,7 +32,15 @@ from custom_components.home_agent.const import (
 from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
-from .helpers import converse, make_device, said, said_in, session_of, setup_entry
+from .helpers import (
+    converse,
+    make_device,
+    openai_agent_data,
+    said,
+    said_in,
+    session_of,
+    setup_entry,
+)
 from .pipeline_runs import async_tool_name
 
 KITCHEN = "kitchen-satellite"
@@ -539,3 +548,33 @@ async def test_a_chat_only_agent_tells_its_model_there_are_no_tools(
     ]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not [r for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]
+
+
+async def test_an_endpoint_named_localhost_answers(
+    hass: HomeAssistant, fake_openai: FakeOpenAI, agent_options: dict[str, Any]
+) -> None:
+    """The config flow's own suggestion names the host: the name must resolve, on every lane.
+
+    Home Assistant's resolver without its multicast-DNS half (the test harness has no
+    zeroconf): aiodns and pycares, as installed in the lane.
+    """
+    port = fake_openai.base_url.rsplit(":", 1)[1].split("/")[0]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Home Agent",
+        data=openai_agent_data(f"http://localhost:{port}/v1"),
+        options=agent_options,
+    )
+    entry.add_to_hass(hass)
+    fake_openai.reply("Hello from localhost.")
+
+    def dns_resolver(_hass: HomeAssistant) -> AsyncResolver:
+        resolver = AsyncResolver()
+        resolver.real_close = resolver.close  # type: ignore[attr-defined]
+        return resolver
+
+    with patch.object(aiohttp_client, "_async_make_resolver", dns_resolver):
+        await setup_entry(hass, entry)
+        result = await converse(hass, text="hello")
+
+    assert result.response.speech["plain"]["speech"] == "Hello from localhost."
