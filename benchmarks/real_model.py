@@ -437,9 +437,9 @@ def _report(turns: list[Turn]) -> str:
     return "\n".join(lines)
 
 
-async def async_main(turns: int, warm_up_runs: int | None) -> None:
-    """Run the session (or the warm-up runs) and print the table."""
-    from . import warm_up  # noqa: PLC0415 - it imports this module
+async def async_main(turns: int, warm_up_runs: int | None, memory: bool) -> None:
+    """Run the session (or the warm-up runs, or the memory questions) and print the table."""
+    from . import memory_real, warm_up  # noqa: PLC0415 - they import this module
 
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("haffmpeg").setLevel(logging.CRITICAL)
@@ -447,7 +447,11 @@ async def async_main(turns: int, warm_up_runs: int | None) -> None:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="home-agent-real-model-") as folder:
         log_path = Path(folder) / "server.log"
-        if warm_up_runs is None:
+        if memory:
+            answers, in_prompt = await memory_real.async_measure(log_path)
+            what = f"{len(answers)} questions about planted household notes."
+            table = memory_real.report(answers, in_prompt)
+        elif warm_up_runs is None:
             results = await async_session(turns, log_path)
             what, table = f"{turns} turns of one session.", _report(results)
         else:
@@ -476,5 +480,8 @@ if __name__ == "__main__":
         metavar="RUNS",
         help="measure a session's first turn with and without the warm-up (RUNS each)",
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="ask about 20 planted household notes"
+    )
     arguments = parser.parse_args()
-    asyncio.run(async_main(arguments.turns, arguments.warm_up))
+    asyncio.run(async_main(arguments.turns, arguments.warm_up, arguments.memory))
