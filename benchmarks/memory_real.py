@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from unittest.mock import patch
 
-from homeassistant import loader
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import aiohttp_client, device_registry as dr
-from homeassistant.setup import async_setup_component
+from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.home_agent.const import (
@@ -33,10 +30,9 @@ from custom_components.home_agent.const import (
     DOMAIN,
 )
 
-from .harness import home_assistant
 from .household import build
-from .real_model import MODEL, Recorder, _plain_resolver, model_server
-from .websocket import async_connect, async_serving
+from .real_model import MODEL, Recorder, async_real_home
+from .websocket import async_connect
 
 FACTS = 20
 AGENT = "conversation.home_agent_memory"
@@ -65,36 +61,26 @@ async def async_measure(log_path: Any) -> tuple[list[Answer], int]:
     """Plant the notes, ask about each; return the answers and the notes in the prompt."""
     facts = [fact for fact in build().facts if fact.note.startswith("The ")][:FACTS]
     answers: list[Answer] = []
-    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
-        async with (
-            model_server(log_path) as upstream,
-            Recorder(upstream, log_path) as recorder,
-            home_assistant() as hass,
-        ):
-            hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)  # let custom_components load
-            assert await async_setup_component(hass, "homeassistant", {})
-            async with async_serving(hass) as port:
-                assert await async_setup_component(hass, "assist_pipeline", {})
-                await _async_agent(hass, recorder.base_url)
-                for fact in facts:
-                    await hass.services.async_call(
-                        DOMAIN, "remember", {"text": fact.note}, blocking=True
-                    )
-                owner = MockConfigEntry(domain="bench")
-                owner.add_to_hass(hass)
-                async with async_connect(hass, port) as websocket:
-                    pipeline_id = await websocket.create_pipeline(AGENT)
-                    for number, fact in enumerate(facts):
-                        run = await websocket.run_text(
-                            pipeline_id, fact.question, _satellite(hass, owner, number)
-                        )
-                        end = next(e for e in run.events if e.type == "intent-end")
-                        said = end.data["intent_output"]["response"]["speech"]["plain"]["speech"]
-                        place = fact.note.rstrip(".").split(" in the ", 1)[1]
-                        answers.append(Answer(fact.question, place, said))
-                        print(f"{fact.question!r}: {said[:80]!r}", flush=True)
-            await recorder.settled()
-            in_prompt = _notes_in_prompt(recorder, facts)
+    async with async_real_home(log_path) as real:
+        hass, recorder = real.hass, real.recorder
+        await _async_agent(hass, recorder.base_url)
+        for fact in facts:
+            await hass.services.async_call(DOMAIN, "remember", {"text": fact.note}, blocking=True)
+        owner = MockConfigEntry(domain="bench")
+        owner.add_to_hass(hass)
+        async with async_connect(hass, real.port) as websocket:
+            pipeline_id = await websocket.create_pipeline(AGENT)
+            for number, fact in enumerate(facts):
+                run = await websocket.run_text(
+                    pipeline_id, fact.question, _satellite(hass, owner, number)
+                )
+                end = next(e for e in run.events if e.type == "intent-end")
+                said = end.data["intent_output"]["response"]["speech"]["plain"]["speech"]
+                place = fact.note.rstrip(".").split(" in the ", 1)[1]
+                answers.append(Answer(fact.question, place, said))
+                print(f"{fact.question!r}: {said[:80]!r}", flush=True)
+        await recorder.settled()
+        in_prompt = _notes_in_prompt(recorder, facts)
     return answers, in_prompt
 
 

@@ -298,9 +298,20 @@ async def _async_history_tokens(recorder: Recorder, body: dict[str, Any]) -> tup
     return exchanges, tokens, new_text
 
 
-async def async_session(turns: int, log_path: Path) -> list[Turn]:
-    """Run one session of `turns` turns against the real model; return what each cost."""
-    results: list[Turn] = []
+@dataclass(frozen=True, slots=True)
+class RealHome:
+    """A Home Assistant serving its API on a free port, beside the real model server."""
+
+    hass: HomeAssistant
+    recorder: Recorder
+    # The model server's address (without /v1), and Home Assistant's HTTP port.
+    upstream: str
+    port: int
+
+
+@asynccontextmanager
+async def async_real_home(log_path: Path) -> AsyncIterator[RealHome]:
+    """Start the model server, its recorder and a Home Assistant with the voice stack."""
     with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
         async with (
             model_server(log_path) as upstream,
@@ -311,35 +322,41 @@ async def async_session(turns: int, log_path: Path) -> list[Turn]:
             assert await async_setup_component(hass, "homeassistant", {})
             async with async_serving(hass) as port:
                 assert await async_setup_component(hass, "assist_pipeline", {})
-                await _async_setup_demo(hass)
-                agent = await _async_home_agent(hass, recorder.base_url)
-                async with async_connect(hass, port) as websocket:
-                    pipeline_id = await websocket.create_pipeline(agent)
-                    conversation_id: str | None = None
-                    for number in range(1, turns + 1):
-                        before = len(recorder.exchanges)
-                        text = SENTENCES[(number - 1) % len(SENTENCES)]
-                        run = await websocket.run_text(
-                            pipeline_id, text, DEVICE_ID, conversation_id
-                        )
-                        end = next(e for e in run.events if e.type == "intent-end")
-                        output = end.data["intent_output"]
-                        conversation_id = output["conversation_id"]
-                        await recorder.settled()
-                        exchanges = recorder.exchanges[before:]
-                        if not exchanges:
-                            raise RuntimeError(f"the model was not asked: {output['response']}")
-                        sizes = await _async_history_tokens(recorder, exchanges[0].body)
-                        results.append(
-                            Turn(
-                                number,
-                                end.at,
-                                exchanges,
-                                *sizes,
-                                output["response"]["speech"]["plain"]["speech"],
-                            )
-                        )
-                        print(_turn_line(results[-1]), flush=True)
+                yield RealHome(hass, recorder, upstream, port)
+
+
+async def async_session(turns: int, log_path: Path) -> list[Turn]:
+    """Run one session of `turns` turns against the real model; return what each cost."""
+    results: list[Turn] = []
+    async with async_real_home(log_path) as home:
+        hass, recorder = home.hass, home.recorder
+        await _async_setup_demo(hass)
+        agent = await _async_home_agent(hass, recorder.base_url)
+        async with async_connect(hass, home.port) as websocket:
+            pipeline_id = await websocket.create_pipeline(agent)
+            conversation_id: str | None = None
+            for number in range(1, turns + 1):
+                before = len(recorder.exchanges)
+                text = SENTENCES[(number - 1) % len(SENTENCES)]
+                run = await websocket.run_text(pipeline_id, text, DEVICE_ID, conversation_id)
+                end = next(e for e in run.events if e.type == "intent-end")
+                output = end.data["intent_output"]
+                conversation_id = output["conversation_id"]
+                await recorder.settled()
+                exchanges = recorder.exchanges[before:]
+                if not exchanges:
+                    raise RuntimeError(f"the model was not asked: {output['response']}")
+                sizes = await _async_history_tokens(recorder, exchanges[0].body)
+                results.append(
+                    Turn(
+                        number,
+                        end.at,
+                        exchanges,
+                        *sizes,
+                        output["response"]["speech"]["plain"]["speech"],
+                    )
+                )
+                print(_turn_line(results[-1]), flush=True)
     return results
 
 

@@ -26,29 +26,23 @@ import asyncio
 from dataclasses import dataclass, field
 import statistics
 from typing import Any
-from unittest.mock import patch
 
 from aiohttp import ClientSession
-from homeassistant import loader
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import (
-    aiohttp_client,
     area_registry as ar,
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .harness import home_assistant
 from .real_model import (
     Recorder,
     _async_home_agent,
     _async_setup_demo,
-    _plain_resolver,
-    model_server,
+    async_real_home,
 )
-from .websocket import TimedRun, Websocket, async_connect, async_serving
+from .websocket import TimedRun, Websocket, async_connect
 
 HEAD_START = 1.5
 # A longer speech too: the prompt is hidden only when the speech outlasts its reading.
@@ -174,22 +168,18 @@ async def _async_run(
 
 async def async_measure(runs: int, log_path: Any) -> tuple[Measured, Measured, Measured]:
     """Return the runs with the warm-up (1.5 s and 3 s of speech) and without, interleaved."""
-    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
-        async with (
-            model_server(log_path) as upstream,
-            Recorder(upstream, log_path) as recorder,
-            home_assistant() as hass,
-        ):
-            hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)  # let custom_components load
-            assert await async_setup_component(hass, "homeassistant", {})
-            async with async_serving(hass) as port:
-                assert await async_setup_component(hass, "assist_pipeline", {})
-                await _async_setup_demo(hass)
-                agent = await _async_home_agent(hass, recorder.base_url)
-                async with async_connect(hass, port) as websocket:
-                    return await _async_runs(
-                        hass, websocket, recorder, upstream=upstream, agent=agent, runs=runs
-                    )
+    async with async_real_home(log_path) as real:
+        await _async_setup_demo(real.hass)
+        agent = await _async_home_agent(real.hass, real.recorder.base_url)
+        async with async_connect(real.hass, real.port) as websocket:
+            return await _async_runs(
+                real.hass,
+                websocket,
+                real.recorder,
+                upstream=real.upstream,
+                agent=agent,
+                runs=runs,
+            )
 
 
 async def _async_runs(
