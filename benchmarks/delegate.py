@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import datetime as dt
 import statistics
 import time
-from typing import Any
+from typing import Any, Literal
 
 from homeassistant import loader
 from homeassistant.components import conversation
@@ -55,7 +55,7 @@ class _ChatLogEchoEntity(conversation.ConversationEntity):
     _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
 
     @property
-    def supported_languages(self) -> str:
+    def supported_languages(self) -> Literal["*"]:
         """Answer in any language."""
         return MATCH_ALL
 

@@ -121,7 +121,7 @@ def counting_writes(store_key: str | None = None) -> Iterator[Writes]:
     """
     writes = Writes()
     original = Store._async_write_data
-    original_save = home_agent_storage.write_files
+    original_save = disk_format.write_files
 
     async def counted(store: Store[Any], *args: Any) -> None:
         await original(store, *args)

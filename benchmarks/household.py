@@ -578,17 +578,17 @@ def build() -> Household:
     # Ten sessions that update two facts and forget one each.
     updates = list(UPDATES.items())
     for number in range(10):
-        turns: list[Turn] = []
+        changes: list[Turn] = []
         for query, (note, said) in updates[2 * number : 2 * number + 2]:
             old = by_query[query]
             new = Fact(f"{old.key}u", note, said, old.question, old.query, rule=old.rule)
             household.updates[old.key] = new
             mode = next(modes)
-            turns.append(Turn(_said(new, mode), new, mode, replaces=old))
+            changes.append(Turn(_said(new, mode), new, mode, replaces=old))
         gone = by_query[FORGET[number]]
         household.forgotten.add(gone.key)
-        turns.append(Turn(f"please forget about the {gone.query}", gone, Mode.TOOL, forget=True))
-        household.sessions.append(Session(SATELLITES[number % 3], None, tuple(turns)))
+        changes.append(Turn(f"please forget about the {gone.query}", gone, Mode.TOOL, forget=True))
+        household.sessions.append(Session(SATELLITES[number % 3], None, tuple(changes)))
     # Sessions a person clears: what is said there must never become a note.
     for number, device in enumerate(SATELLITES):
         chatter = Fact(

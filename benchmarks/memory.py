@@ -532,7 +532,9 @@ async def _async_play(
         satellite = Satellite(
             hass, AGENT_ID, devices[device], context=contexts.get(speaker or "", Context())
         )
-        said = [(t.said, None) for t in session.turns] if session else []
+        said: list[tuple[str, script.Question | None]] = (
+            [(t.said, None) for t in session.turns] if session else []
+        )
         said += [(q.asked, q) for q in questions]
         for text, question in said:
             model.label = Label("turn", number, speaker, question, len(model.records))

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 from homeassistant.components import conversation
 from homeassistant.const import MATCH_ALL
@@ -176,7 +176,7 @@ class NaiveAgentEntity(conversation.ConversationEntity):
         self._history: dict[str, deque[Exchange]] = {}
 
     @property
-    def supported_languages(self) -> str:
+    def supported_languages(self) -> Literal["*"]:
         """Answer in any language."""
         return MATCH_ALL
 
@@ -202,7 +202,14 @@ class NaiveAgentEntity(conversation.ConversationEntity):
             session.transcript.extend(history)
             start = len(chat_log.content)
             response = (await self._backend.async_answer(user_input, chat_log, session)).response
-            speech = next((c.content for c in reversed(chat_log.content[start:]) if c.content), "")
+            speech = next(
+                (
+                    c.content
+                    for c in reversed(chat_log.content[start:])
+                    if isinstance(c, conversation.AssistantContent) and c.content
+                ),
+                "",
+            )
             history.append(Exchange(user_input.text, speech))
             if response is None:
                 response = intent.IntentResponse(language=user_input.language)

@@ -20,16 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 import statistics
 import time
-from typing import Any
+from typing import Any, Literal
 from unittest.mock import patch
 
 from aiohttp import AsyncResolver
 from aiohttp.test_utils import unused_port
 from homeassistant import loader
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline import (
-    PipelineEvent,
-    PipelineEventType,
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+from homeassistant.components.assist_pipeline.pipeline import (
     PipelineInput,
     PipelineRun,
     PipelineStage,
@@ -88,7 +87,7 @@ class _EchoAgentEntity(conversation.ConversationEntity):
     _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
 
     @property
-    def supported_languages(self) -> str:
+    def supported_languages(self) -> Literal["*"]:
         """Answer in any language."""
         return MATCH_ALL
 

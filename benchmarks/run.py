@@ -22,8 +22,10 @@ from typing import Any
 from homeassistant.const import __version__ as HA_VERSION
 
 from custom_components.home_agent.const import SAVE_DELAY
+from custom_components.home_agent.delegate_conversations import KEEP_ALIVE_INTERVAL
 
-from . import delegate, memory, pipeline, restore, sensors, streaming, turns, writes
+from . import delegate, household, memory, pipeline, restore, sensors, streaming, turns, writes
+from .fake_endpoints import REPLY
 from .harness import Spread, home_assistant
 
 TURNS = 20_000
@@ -159,7 +161,9 @@ async def _async_restore_rows() -> list[Row]:
             ),
         ]
     for sessions, exchanges in restore.BLOCK_SIZES:
-        if (ours := measured.get((sessions, exchanges))) is None:
+        if (known := measured.get((sessions, exchanges))) is not None:
+            ours = known
+        else:
             async with home_assistant() as hass:
                 ours = await restore.async_home_agent(hass, exchanges, sessions)
         what = f"{sessions:,} sessions, {exchanges} exchanges each"
@@ -306,7 +310,7 @@ async def _async_delegate_rows() -> tuple[list[Row], list[str]]:
     ]
     details = [
         f"h. keeping them: a round of marking them used {kept.keep_alive:,.1f} ms every "
-        f"{delegate.KEEP_ALIVE_INTERVAL.total_seconds() / 60:.0f} minutes, Home Assistant's "
+        f"{KEEP_ALIVE_INTERVAL.total_seconds() / 60:.0f} minutes, Home Assistant's "
         f"sweep over its chat sessions {kept.sweep:,.1f} ms every 5 minutes (best of 5 each); "
         f"a delegated turn: medians of {turns.turns} interleaved pipeline turns of an echo "
         f"agent that answers in its chat log, directly {turns.direct:.2f} ms, through Home "
@@ -366,7 +370,7 @@ async def _async_streaming_rows() -> tuple[list[Row], list[str]]:
         )
         + ". Streamed text equals the reply: "
         + ", ".join(
-            f"{row} {'yes' if times[row].streamed_text == streaming.REPLY else 'no'}"
+            f"{row} {'yes' if times[row].streamed_text == REPLY else 'no'}"
             for row in streaming.ROWS
         )
         + "."
@@ -492,8 +496,8 @@ async def _async_memory_rows() -> tuple[list[Row], list[str]]:
         ),
     ]
     details = [
-        f"i. the household of benchmarks/household.py ({len(memory.script.PEOPLE)} people and "
-        f"a guest, {len(memory.script.SATELLITES)} satellites, phones): {ours.turns} turns in "
+        f"i. the household of benchmarks/household.py ({len(household.PEOPLE)} people and "
+        f"a guest, {len(household.SATELLITES)} satellites, phones): {ours.turns} turns in "
         f"{ours.expired_sessions} sessions ended by expiry and {ours.cleared_sessions} cleared, "
         f"{ours.requests} model requests; second column: {memory.ALL_NOTES} / {memory.TOP_FIVE}. "
         f"With recall searching the raw question instead of the model's keywords, evidence "

@@ -18,7 +18,8 @@ import logging
 import os
 from typing import Any
 
-from homeassistant.components.assist_pipeline import async_get_pipeline, async_update_pipeline
+from homeassistant.components.assist_pipeline import async_update_pipeline
+from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     SOURCE_USER,
