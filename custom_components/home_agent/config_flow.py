@@ -100,6 +100,19 @@ CONNECTION_SCHEMA = vol.Schema(
     }
 )
 
+
+def _whole_number(
+    minimum: int, maximum: int | None = None, *, unit: str | None = None
+) -> NumberSelector:
+    """Return a box for a whole number from `minimum` (to `maximum`, when it has one)."""
+    config = NumberSelectorConfig(min=minimum, step=1, mode=NumberSelectorMode.BOX)
+    if maximum is not None:
+        config["max"] = maximum
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
 API_KEY_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_API_KEY): TextSelector(
@@ -114,14 +127,8 @@ AGENT_SCHEMA = vol.Schema(
 
 SESSION_SCHEMA = vol.Schema(
     {
-        vol.Required(CONF_SESSION_TIMEOUT, default=DEFAULTS[CONF_SESSION_TIMEOUT]): NumberSelector(
-            NumberSelectorConfig(
-                min=MIN_SESSION_TIMEOUT,
-                max=MAX_SESSION_TIMEOUT,
-                step=1,
-                mode=NumberSelectorMode.BOX,
-                unit_of_measurement=UnitOfTime.SECONDS,
-            )
+        vol.Required(CONF_SESSION_TIMEOUT, default=DEFAULTS[CONF_SESSION_TIMEOUT]): _whole_number(
+            MIN_SESSION_TIMEOUT, MAX_SESSION_TIMEOUT, unit=UnitOfTime.SECONDS
         ),
         vol.Required(CONF_SESSION_SCOPE, default=str(DEFAULTS[CONF_SESSION_SCOPE])): SelectSelector(
             SelectSelectorConfig(
@@ -132,14 +139,7 @@ SESSION_SCHEMA = vol.Schema(
         ),
         vol.Required(
             CONF_HISTORY_MAX_TURNS, default=DEFAULTS[CONF_HISTORY_MAX_TURNS]
-        ): NumberSelector(
-            NumberSelectorConfig(
-                min=MIN_HISTORY_MAX_TURNS,
-                max=MAX_HISTORY_MAX_TURNS,
-                step=1,
-                mode=NumberSelectorMode.BOX,
-            )
-        ),
+        ): _whole_number(MIN_HISTORY_MAX_TURNS, MAX_HISTORY_MAX_TURNS),
     }
 )
 
@@ -149,14 +149,7 @@ MEMORY_SCHEMA = vol.Schema(
         vol.Required(CONF_MEMORY, default=DEFAULTS[CONF_MEMORY]): BooleanSelector(),
         vol.Required(
             CONF_MEMORY_PROMPT_TOKENS, default=DEFAULTS[CONF_MEMORY_PROMPT_TOKENS]
-        ): NumberSelector(
-            NumberSelectorConfig(
-                min=MIN_MEMORY_PROMPT_TOKENS,
-                max=MAX_MEMORY_PROMPT_TOKENS,
-                step=1,
-                mode=NumberSelectorMode.BOX,
-            )
-        ),
+        ): _whole_number(MIN_MEMORY_PROMPT_TOKENS, MAX_MEMORY_PROMPT_TOKENS),
     }
 )
 SHARED_SCHEMA = SESSION_SCHEMA.extend(MEMORY_SCHEMA.schema)
@@ -190,19 +183,10 @@ def _model_schema(
             vol.Required(CONF_TEMPERATURE, default=DEFAULTS[CONF_TEMPERATURE]): NumberSelector(
                 NumberSelectorConfig(min=0, max=2, step=0.05, mode=NumberSelectorMode.SLIDER)
             ),
-            vol.Required(CONF_MAX_TOKENS, default=DEFAULTS[CONF_MAX_TOKENS]): NumberSelector(
-                NumberSelectorConfig(min=1, step=1, mode=NumberSelectorMode.BOX)
-            ),
+            vol.Required(CONF_MAX_TOKENS, default=DEFAULTS[CONF_MAX_TOKENS]): _whole_number(1),
             vol.Required(
                 CONF_HISTORY_MAX_TOKENS, default=DEFAULTS[CONF_HISTORY_MAX_TOKENS]
-            ): NumberSelector(
-                NumberSelectorConfig(
-                    min=MIN_HISTORY_MAX_TOKENS,
-                    max=MAX_HISTORY_MAX_TOKENS,
-                    step=1,
-                    mode=NumberSelectorMode.BOX,
-                )
-            ),
+            ): _whole_number(MIN_HISTORY_MAX_TOKENS, MAX_HISTORY_MAX_TOKENS),
             vol.Required(
                 CONF_HISTORY_SUMMARY, default=DEFAULTS[CONF_HISTORY_SUMMARY]
             ): BooleanSelector(),
