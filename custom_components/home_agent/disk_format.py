@@ -47,6 +47,7 @@ from homeassistant.helpers.json import json_bytes, json_fragment
 from homeassistant.util.json import json_loads
 
 from .const import STORAGE_MINOR_VERSION, STORAGE_VERSION
+from .envelope import Unreadable, read_envelope
 from .session import Exchange, Session, ToolCall, ToolRound, sanitize_exchange, sanitize_text
 
 TRANSCRIPTS_SUFFIX = ".transcripts"
@@ -55,10 +56,6 @@ INDEX_FIELDS = 8
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 type StoredExchanges = bytes | tuple[Exchange, ...]
-
-
-class Unreadable(ValueError):
-    """A stored record cannot be read; the message says what and where, never a value."""
 
 
 @dataclass(slots=True, eq=False)
@@ -386,24 +383,9 @@ def _read_envelope(path: Path) -> tuple[int, list[Any], dict[str, Any]] | None:
 
     Raise Unreadable saying why the file cannot be used.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if (envelope := read_envelope(path, STORAGE_VERSION)) is None:
         return None
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise Unreadable(f"the file could not be read ({reason})") from None
-    try:
-        envelope = json_loads(raw)
-    except ValueError:
-        raise Unreadable("the file is not valid JSON") from None
-    if not isinstance(envelope, dict) or not isinstance(data := envelope.get("data"), dict):
-        raise Unreadable("the file has no data")
-    version = envelope.get("version")
-    if type(version) is not int or version < 1:
-        raise Unreadable("the file has no storage version")
-    if version > STORAGE_VERSION:
-        raise Unreadable(f"written by a newer Home Agent (storage version {version})")
+    version, data = envelope
     if not isinstance(records := data.get("sessions"), list):
         raise Unreadable("the file has no session list")
     return version, records, data

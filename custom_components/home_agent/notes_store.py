@@ -33,9 +33,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.json import json_bytes
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import WriteError, write_utf8_file_atomic
-from homeassistant.util.json import json_loads
 
 from .const import DOMAIN, LOGGER
+from .envelope import Unreadable, read_envelope
 from .notes import MAX_NOTE_CHARS, Note, Origin
 from .saving import DelayedSave, problems_summary
 
@@ -108,10 +108,6 @@ class NotesSnapshot:
     notes: list[list[Any]]
     frames: list[list[Any]]
     pending: list[dict[str, Any]]
-
-
-class Unreadable(ValueError):
-    """A stored record cannot be read; the message says what, never a note's text."""
 
 
 def notes_path(hass: HomeAssistant) -> Path:
@@ -227,17 +223,13 @@ def _read(path: Path, now: datetime) -> StoredNotes:
     """Read and check the file; what cannot be read is left out and said in `problems`."""
     stored = StoredNotes()
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        envelope = read_envelope(path, NOTES_VERSION)
+    except Unreadable as err:
+        stored.unreadable = str(err)
         return stored
-    except OSError as err:
-        stored.unreadable = f"the file could not be read ({err.strerror or type(err).__name__})"
+    if envelope is None:
         return stored
-    try:
-        data = _envelope_data(json_loads(raw))
-    except ValueError as err:
-        stored.unreadable = str(err) if isinstance(err, Unreadable) else "not valid JSON"
-        return stored
+    _version, data = envelope
     for kind, records, read in (
         ("note", data.get("notes"), _note),
         ("frame", data.get("frames"), _frame),
@@ -250,18 +242,6 @@ def _read(path: Path, now: datetime) -> StoredNotes:
                 reason = str(err) if isinstance(err, Unreadable) else "malformed"
                 stored.problems.append(f"{kind} {number}: {reason}")
     return stored
-
-
-def _envelope_data(envelope: Any) -> dict[str, Any]:
-    """Return the data of the storage envelope, or raise Unreadable."""
-    if not isinstance(envelope, dict) or not isinstance(data := envelope.get("data"), dict):
-        raise Unreadable("the file has no data")
-    version = envelope.get("version")
-    if type(version) is not int or version < 1:
-        raise Unreadable("the file has no storage version")
-    if version > NOTES_VERSION:
-        raise Unreadable(f"written by a newer Home Agent (storage version {version})")
-    return data
 
 
 def _time(value: Any, now: datetime) -> datetime:
