@@ -17,12 +17,11 @@ from dataclasses import dataclass
 import datetime as dt
 import statistics
 import time
-from typing import Any, Literal
+from typing import Any
 
 from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.components.conversation.const import DATA_COMPONENT
-from homeassistant.const import MATCH_ALL
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import chat_session, intent
 from homeassistant.setup import async_setup_component
@@ -40,24 +39,19 @@ from custom_components.home_agent.delegate_conversations import (
     DelegateConversations,
 )
 
-from .harness import home_assistant
+from .harness import AnyLanguageAgent, home_assistant
 from .pipeline import WARM_UP, _Satellite
 
 HOME_AGENT = "conversation.home_agent"
 ECHO = "conversation.chat_log_echo"
 
 
-class _ChatLogEchoEntity(conversation.ConversationEntity):
+class _ChatLogEchoEntity(AnyLanguageAgent):
     """Answers at once, into the chat log of the id it is given (as core agents leave one)."""
 
     _attr_name = "Chat log echo"
     _attr_unique_id = "bench_chat_log_echo"
     _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
-
-    @property
-    def supported_languages(self) -> Literal["*"]:
-        """Answer in any language."""
-        return MATCH_ALL
 
     async def _async_handle_message(
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog

@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 import statistics
 import tempfile
-from typing import Any
+from typing import Any, Literal
 from unittest.mock import patch
 
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory, StepTickTimeFactory, TickingDateTimeFactory
 from homeassistant import loader
+from homeassistant.components import conversation
+from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import event as event_helper, frame
 from homeassistant.helpers.storage import Store
@@ -48,6 +50,15 @@ SESSION_OPTIONS = {
     CONF_SESSION_SCOPE: "device",
     CONF_HISTORY_MAX_TURNS: 10,
 }
+
+
+class AnyLanguageAgent(conversation.ConversationEntity):
+    """A conversation agent of the benchmarks: it answers in any language."""
+
+    @property
+    def supported_languages(self) -> Literal["*"]:
+        """Answer in any language."""
+        return MATCH_ALL
 
 
 @asynccontextmanager

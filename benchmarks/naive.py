@@ -16,10 +16,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import intent
 from homeassistant.helpers.storage import Store
@@ -28,6 +27,8 @@ from homeassistant.util.ulid import ulid_now
 
 from custom_components.home_agent.backend import AgentBackend
 from custom_components.home_agent.session import Exchange, Session
+
+from .harness import AnyLanguageAgent
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ async def async_no_answer(_conversation_id: str) -> None:
     """Answer nothing: for measuring the session work alone."""
 
 
-class NaiveAgentEntity(conversation.ConversationEntity):
+class NaiveAgentEntity(AnyLanguageAgent):
     """The plan's agent: its session handling around the same backend Home Agent uses.
 
     The plan keeps the history in memory (its conversation manager), by conversation id.
@@ -174,11 +175,6 @@ class NaiveAgentEntity(conversation.ConversationEntity):
         self._backend = backend
         self._max_turns = max_turns
         self._history: dict[str, deque[Exchange]] = {}
-
-    @property
-    def supported_languages(self) -> Literal["*"]:
-        """Answer in any language."""
-        return MATCH_ALL
 
     async def _async_handle_message(
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog

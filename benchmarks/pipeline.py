@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 import statistics
 import time
-from typing import Any, Literal
+from typing import Any
 from unittest.mock import patch
 
 from aiohttp import AsyncResolver
@@ -34,7 +34,6 @@ from homeassistant.components.assist_pipeline.pipeline import (
     PipelineStage,
 )
 from homeassistant.components.conversation.const import DATA_COMPONENT
-from homeassistant.const import MATCH_ALL
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import aiohttp_client, chat_session, intent, llm
 from homeassistant.setup import async_setup_component
@@ -52,7 +51,7 @@ from custom_components.home_agent.data import HomeAgentConfigEntry
 from tests.fake_openai import FakeOpenAI
 from tests.pipeline_runs import text_pipeline
 
-from .harness import home_assistant
+from .harness import AnyLanguageAgent, home_assistant
 from .naive import ConversationSessionManager, NaiveAgentEntity
 
 TEXT = "turn on the living room lights"
@@ -79,17 +78,12 @@ class PipelineTimes:
         return self.medians[agent] - self.medians[ECHO] - self.medians[ROUND_TRIP]
 
 
-class _EchoAgentEntity(conversation.ConversationEntity):
+class _EchoAgentEntity(AnyLanguageAgent):
     """Answers at once without any work: the pipeline's own cost."""
 
     _attr_name = "Echo"
     _attr_unique_id = "bench_echo"
     _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
-
-    @property
-    def supported_languages(self) -> Literal["*"]:
-        """Answer in any language."""
-        return MATCH_ALL
 
     async def async_process(
         self, user_input: conversation.ConversationInput
