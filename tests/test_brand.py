@@ -6,9 +6,9 @@ from http import HTTPStatus
 import importlib.util
 from pathlib import Path
 
-import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.home_agent.const import DOMAIN
