@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,9 +14,21 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session, intent
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.home_agent.const import CONF_AGENT_ID, CONF_BACKEND, DOMAIN
+from custom_components.home_agent.const import CONF_AGENT_ID, CONF_BACKEND
 
-from .helpers import setup_entry
+from .helpers import async_add_agent
+
+
+@contextmanager
+def turn_chat_log(
+    hass: HomeAssistant, user_input: conversation.ConversationInput
+) -> Iterator[conversation.ChatLog]:
+    """Open the chat log of the conversation a turn is given, as core LLM agents do."""
+    with (
+        chat_session.async_get_chat_session(hass, user_input.conversation_id) as session,
+        conversation.async_get_chat_log(hass, session, user_input) as chat_log,
+    ):
+        yield chat_log
 
 
 class DelegateAgent(conversation.AbstractConversationAgent):
@@ -126,15 +139,12 @@ async def async_setup_delegating_to(
     """
     delegate_entry = MockConfigEntry(domain="test")
     delegate_entry.add_to_hass(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent"},
-        options={**options, CONF_AGENT_ID: delegate_entry.entry_id},
-        **({} if entry_id is None else {"entry_id": entry_id}),
+    entry = await async_add_agent(
+        hass,
+        {CONF_BACKEND: "agent"},
+        {**options, CONF_AGENT_ID: delegate_entry.entry_id},
+        entry_id=entry_id,
     )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
     conversation.async_set_agent(hass, delegate_entry, agent)
     return entry
 
@@ -171,10 +181,7 @@ class StreamingAgent(DelegateAgent):
         self, user_input: conversation.ConversationInput
     ) -> conversation.ConversationResult:
         """Answer in the chat log of the conversation it is given."""
-        with (
-            chat_session.async_get_chat_session(self.hass, user_input.conversation_id) as session,
-            conversation.async_get_chat_log(self.hass, session, user_input) as chat_log,
-        ):
+        with turn_chat_log(self.hass, user_input) as chat_log:
             async for _content in chat_log.async_add_delta_content_stream(
                 "conversation.streaming", self._async_deltas()
             ):
@@ -204,10 +211,7 @@ class ChatLogAgent(DelegateAgent):
         self, user_input: conversation.ConversationInput
     ) -> conversation.ConversationResult:
         """Answer in the chat log of the conversation it is given."""
-        with (
-            chat_session.async_get_chat_session(self.hass, user_input.conversation_id) as session,
-            conversation.async_get_chat_log(self.hass, session, user_input) as chat_log,
-        ):
+        with turn_chat_log(self.hass, user_input) as chat_log:
             self.seen.append(
                 AgentView(
                     conversation_id=chat_log.conversation_id,

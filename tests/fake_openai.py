@@ -188,7 +188,11 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         """Return the base URL to configure (…/v1)."""
-        return f"http://127.0.0.1:{self._port}/v1"
+        return self.url_on("127.0.0.1")
+
+    def url_on(self, host: str) -> str:
+        """Return the base URL under another host name (one that resolves to this machine)."""
+        return f"http://{host}:{self._port}/v1"
 
     @property
     def chat_requests(self) -> list[Recorded]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +29,7 @@ from custom_components.home_agent.const import (
     CONF_LLM_HASS_API,
     CONF_MODEL,
     CONF_PROMPT,
+    DOMAIN,
     SessionScope,
 )
 from custom_components.home_agent.session import Exchange, Session
@@ -230,6 +231,26 @@ async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
     assert await async_setup_component(hass, "conversation", {})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def async_add_agent(
+    hass: HomeAssistant,
+    data: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+    *,
+    title: str = "Home Agent",
+    entry_id: str | None = None,
+) -> MockConfigEntry:
+    """Add a Home Agent entry with this data and these options, and set it up (see setup_entry).
+
+    `entry_id` is the entry's own (for files stored under it before), else a new one.
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN, title=title, data=data, options=options, entry_id=entry_id
+    )
+    entry.add_to_hass(hass)
+    await setup_entry(hass, entry)
+    return entry
 
 
 @asynccontextmanager

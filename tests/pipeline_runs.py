@@ -26,6 +26,8 @@ from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, 
 from custom_components.home_agent.compat import llm_context
 from custom_components.home_agent.const import DOMAIN
 
+from .helpers import AGENT_ENTITY_ID, make_device
+
 BED_LIGHT = "light.bed_light"
 
 
@@ -208,6 +210,24 @@ async def async_voice(
         client, conversation_engine, prefer_local_intents=prefer_local_intents
     )
     return Voice(client, pipeline_id)
+
+
+async def async_voice_with_lights(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    satellite: str = "Kitchen satellite",
+    *,
+    prefer_local_intents: bool = False,
+) -> tuple[Voice, str]:
+    """Set up the demo lights and a voice pipeline answered by Home Agent; add a satellite.
+
+    Returns the voice and the satellite's device id (a device of its own, named `satellite`).
+    """
+    await async_setup_demo_lights(hass)
+    voice = await async_voice(
+        hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=prefer_local_intents
+    )
+    return voice, make_device(hass, satellite)
 
 
 def text_pipeline(conversation_engine: str) -> Pipeline:

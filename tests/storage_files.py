@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -78,3 +80,22 @@ def stored_text(hass: HomeAssistant, entry_id: str) -> str:
         for path in (index_path(hass, entry_id), transcripts_path(hass, entry_id))
         if path.exists()
     )
+
+
+class FullDiskOnce:
+    """A file replace that fails once as on a full disk, then replaces as `replace` does.
+
+    Patched in for the replace a save ends with; `failures` counts the refusals.
+    """
+
+    def __init__(self, replace: Callable[[str, str], None]) -> None:
+        """Fail the first call; pass the later ones on to `replace`."""
+        self._replace = replace
+        self.failures = 0
+
+    def __call__(self, source: str, destination: str) -> None:
+        """Refuse with ENOSPC the first time, then replace."""
+        if self.failures == 0:
+            self.failures += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self._replace(source, destination)

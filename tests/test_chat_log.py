@@ -40,11 +40,10 @@ from .helpers import (
 )
 from .pipeline_runs import (
     BED_LIGHT,
-    Voice,
     async_setup_assist_pipeline,
-    async_setup_demo_lights,
     async_tool_name,
     async_voice,
+    async_voice_with_lights,
 )
 
 LAPSE = timedelta(minutes=11)
@@ -54,17 +53,6 @@ LAPSE = timedelta(minutes=11)
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent pointed at the fake server, with the Assist API."""
     return openai_agent_data(fake_openai.base_url)
-
-
-async def _voice_with_lights(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, *, prefer_local_intents: bool = False
-) -> tuple[Voice, str]:
-    """Return a voice pipeline answered by Home Agent, with demo lights, and a satellite."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(
-        hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=prefer_local_intents
-    )
-    return voice, make_device(hass, "Kitchen satellite")
 
 
 async def _script_turn_on(hass: HomeAssistant, fake: FakeOpenAI) -> str:
@@ -87,7 +75,7 @@ async def test_tool_calls_are_remembered_after_the_chat_session_lapsed(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """'Switch on the light over the counter' … 11 minutes … 'turn it off again' knows 'it'."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client)
     turn_on = await _script_turn_on(hass, fake_openai)
     fake_openai.reply("Done, the bed light is on.")
     fake_openai.reply("It is off again.")
@@ -121,7 +109,7 @@ async def test_tool_calls_survive_a_restart(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The tool round of an exchange is on disk and sent again after a restart."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client)
     turn_on = await _script_turn_on(hass, fake_openai)
     fake_openai.reply("The bed light is on.")
     await voice.say("turn on the bed light", kitchen)
@@ -170,7 +158,7 @@ async def test_turns_home_assistant_answered_itself_join_the_session(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A command handled locally after Home Agent's turn is part of the conversation later."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     fake_openai.reply("Hello.")
     fake_openai.reply("You asked me to turn on the bed light.")
 
@@ -200,7 +188,7 @@ async def test_a_local_turn_before_home_agents_turn_is_recorded_once(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A local turn followed by Home Agent's turn in the same chat session: once, in order."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     fake_openai.reply("Hi!")
     fake_openai.reply("Sure.")
     fake_openai.reply("You turned on the bed light, then asked for a song.")
@@ -223,7 +211,7 @@ async def test_the_pipeline_shows_home_agents_tool_calls(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The run's events (the Assist debug view) carry the tool call and its result."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client)
     turn_on = await _script_turn_on(hass, fake_openai)
     fake_openai.reply("The bed light is on.")
 
@@ -324,7 +312,7 @@ async def test_a_second_wake_word_after_a_lapse_keeps_state_off_on(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The remembered tool call lets the model turn the same light off by 'it'."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client)
     turn_on = await async_tool_name(hass, "HassTurnOn")
     turn_off = await async_tool_name(hass, "HassTurnOff")
     fake_openai.tool_call(turn_on, {"name": "Bed Light"}, call_id="call_on")

@@ -14,12 +14,11 @@ from custom_components.home_agent.const import (
     CONF_BASE_URL,
     CONF_LLM_HASS_API,
     CONF_MODEL,
-    DOMAIN,
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, said_in, session_of, setup_entry
-from .pipeline_runs import BED_LIGHT, async_setup_demo_lights, async_voice
+from .helpers import AGENT_ENTITY_ID, async_add_agent, make_device, said_in, session_of
+from .pipeline_runs import BED_LIGHT, async_voice, async_voice_with_lights
 
 LLM_AGENT_ID = "conversation.llm_agent"
 
@@ -28,9 +27,7 @@ async def test_built_in_agent_switches_a_light_in_one_session(
     hass: HomeAssistant, setup_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
 ) -> None:
     """Assist turns the light on, then off; both wake words belong to one conversation."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client)
 
     on = await voice.say("turn on the bed light", kitchen)
     assert hass.states.get(BED_LIGHT).state == STATE_ON
@@ -53,18 +50,16 @@ async def test_built_in_agent_switches_a_light_in_one_session(
 @pytest.fixture
 async def llm_agent(hass: HomeAssistant, fake_openai: FakeOpenAI) -> MockConfigEntry:
     """Set up an `openai` Home Agent (conversation.llm_agent) on the fake server."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="LLM agent",
-        data={
+    entry = await async_add_agent(
+        hass,
+        {
             CONF_BACKEND: "openai",
             CONF_BASE_URL: fake_openai.base_url,
             CONF_MODEL: "fake-model",
             CONF_LLM_HASS_API: [],
         },
+        title="LLM agent",
     )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
     assert hass.states.get(LLM_AGENT_ID) is not None
     return entry
 
@@ -72,14 +67,7 @@ async def llm_agent(hass: HomeAssistant, fake_openai: FakeOpenAI) -> MockConfigE
 @pytest.fixture
 async def delegating_agent(hass: HomeAssistant, llm_agent: MockConfigEntry) -> MockConfigEntry:
     """Set up the agent under test (conversation.home_agent), delegating to the LLM agent."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={CONF_BACKEND: "agent", CONF_AGENT_ID: LLM_AGENT_ID},
-    )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
-    return entry
+    return await async_add_agent(hass, {CONF_BACKEND: "agent", CONF_AGENT_ID: LLM_AGENT_ID})
 
 
 async def test_an_llm_agent_as_delegate_hears_each_earlier_turn_once(

@@ -15,7 +15,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.components import conversation
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -31,8 +31,21 @@ from .delegates import (
     async_setup_delegating_to,
     register_delegate_again,
 )
-from .helpers import AGENT_ENTITY_ID, async_advance, async_restarted, make_device, setup_entry
-from .pipeline_runs import BED_LIGHT, Voice, async_setup_demo_lights, async_voice
+from .helpers import (
+    AGENT_ENTITY_ID,
+    async_advance,
+    async_restarted,
+    converse,
+    make_device,
+    setup_entry,
+)
+from .pipeline_runs import (
+    BED_LIGHT,
+    Voice,
+    async_setup_demo_lights,
+    async_voice,
+    async_voice_with_lights,
+)
 
 # Home Assistant 2026.9+'s built-in agent resolves "it"/"them" (English).
 BUILT_IN_PRONOUNS = importlib.util.find_spec("homeassistant.components.conversation.gazetteer")
@@ -75,14 +88,6 @@ async def _long_lived_token(hass: HomeAssistant) -> str:
     return hass.auth.async_create_access_token(refresh)
 
 
-async def _voice_with_lights(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator
-) -> tuple[Voice, str]:
-    """Return a voice pipeline answered by Home Agent, with demo lights, and a satellite."""
-    await async_setup_demo_lights(hass)
-    return await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID), make_device(hass, "Kitchen")
-
-
 async def _clear(hass: HomeAssistant, device_id: str) -> None:
     """Clear the satellite's conversation, as the blueprint's button does."""
     await hass.services.async_call(
@@ -100,7 +105,7 @@ async def test_built_in_agent_knows_it_after_home_assistants_chat_session_lapsed
     minutes: int,
 ) -> None:
     """'Turn on the bed light' … minutes later, same satellite … 'turn it off' turns it off."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, "Kitchen")
 
     first = await voice.say("turn on the bed light", kitchen)
     assert hass.states.get(BED_LIGHT).state == STATE_ON
@@ -140,7 +145,7 @@ async def test_after_a_clear_it_refers_to_nothing(
     hass_ws_client: WebSocketGenerator,
 ) -> None:
     """The satellite still presents Home Assistant's chat session, but the delegate forgot."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, "Kitchen")
 
     first = await voice.say("turn on the bed light", kitchen)
     await _clear(hass, kitchen)
@@ -158,7 +163,7 @@ async def test_after_an_expiry_it_refers_to_nothing(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """An hour of silence ends the session, and with it what 'it' was."""
-    voice, kitchen = await _voice_with_lights(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, "Kitchen")
 
     await voice.say("turn on the bed light", kitchen)
     await _idle(hass, freezer, 61, (voice, hass_ws_client))
@@ -205,9 +210,7 @@ async def test_an_llm_delegate_gets_what_it_lacks_after_a_restart_once(
     """After a restart its chat log is new: the transcript comes once, the same each turn."""
     entry = await async_setup_delegating_to(hass, ChatLogAgent(hass), agent_options)
     kitchen = make_device(hass, "Kitchen")
-    await conversation.async_converse(
-        hass, "my locker number is 42", None, Context(), agent_id=AGENT_ENTITY_ID, device_id=kitchen
-    )
+    await converse(hass, text="my locker number is 42", device_id=kitchen)
     await hass.async_block_till_done()
 
     async with async_restarted(hass, entry) as (hass2, entry2):
@@ -215,9 +218,7 @@ async def test_an_llm_delegate_gets_what_it_lacks_after_a_restart_once(
         await setup_entry(hass2, entry2)
         register_delegate_again(hass2, entry2, agent)
         for text in ("what is my locker number", "and again?"):
-            await conversation.async_converse(
-                hass2, text, None, Context(), agent_id=AGENT_ENTITY_ID, device_id=kitchen
-            )
+            await converse(hass2, text=text, device_id=kitchen)
 
     first, second = agent.seen
     assert first.mentions("my locker number is 42") == 1
@@ -234,18 +235,9 @@ async def test_after_a_clear_an_llm_delegate_sees_nothing_of_the_old_conversatio
     agent = ChatLogAgent(hass)
     await async_setup_delegating_to(hass, agent, agent_options)
     kitchen = make_device(hass, "Kitchen")
-    old = await conversation.async_converse(
-        hass, "my PIN is 1234", None, Context(), agent_id=AGENT_ENTITY_ID, device_id=kitchen
-    )
+    old = await converse(hass, text="my PIN is 1234", device_id=kitchen)
     await _clear(hass, kitchen)
-    await conversation.async_converse(
-        hass,
-        "what is my PIN",
-        old.conversation_id,
-        Context(),
-        agent_id=AGENT_ENTITY_ID,
-        device_id=kitchen,
-    )
+    await converse(hass, old.conversation_id, text="what is my PIN", device_id=kitchen)
 
     before, after = agent.seen
     assert after.mentions("1234") == 0

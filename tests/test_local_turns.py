@@ -25,12 +25,13 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data, sessions_of, setup_entry
+from .helpers import AGENT_ENTITY_ID, async_add_agent, openai_agent_data, sessions_of
 from .pipeline_runs import (
     Voice,
     async_create_pipeline,
     async_setup_demo_lights,
     async_voice,
+    async_voice_with_lights,
 )
 
 
@@ -38,12 +39,6 @@ from .pipeline_runs import (
 def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
     """Return an `openai` agent pointed at the fake server, with the Assist API."""
     return openai_agent_data(fake_openai.base_url)
-
-
-async def _local_voice(hass: HomeAssistant, hass_ws_client: WebSocketGenerator) -> Voice:
-    """Return a pipeline answered by Home Agent that prefers local commands, with lights."""
-    await async_setup_demo_lights(hass)
-    return await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=True)
 
 
 def _users(fake: FakeOpenAI) -> list[str]:
@@ -58,8 +53,7 @@ async def test_after_an_option_change_own_turns_do_not_come_back_as_local(
     fake_openai: FakeOpenAI,
 ) -> None:
     """A reload in the middle of Home Assistant's chat session: nothing is recorded twice."""
-    voice = await _local_voice(hass, hass_ws_client)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     fake_openai.reply("Noted.")
     fake_openai.status(500)
     fake_openai.reply("Milk.")
@@ -87,8 +81,7 @@ async def test_a_local_command_before_a_clear_stays_in_the_cleared_conversation(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The cleared conversation's command never joins the one after the clear."""
-    voice = await _local_voice(hass, hass_ws_client)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     fake_openai.reply("Hi.")
     fake_openai.reply("Hello again.")
 
@@ -110,7 +103,8 @@ async def test_a_local_command_on_another_screen_keeps_its_place(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Two Assist dialogs of one person: a command in the first comes before the second's turn."""
-    voice = await _local_voice(hass, hass_ws_client)
+    await async_setup_demo_lights(hass)
+    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID, prefer_local_intents=True)
     fake_openai.reply("Hi.")
     fake_openai.reply("Sure.")
     fake_openai.reply("You said hello, turned on the bed light and asked for a song.")
@@ -140,16 +134,11 @@ async def test_two_agents_on_one_satellite_keep_their_own_turns(
     fake_openai: FakeOpenAI,
 ) -> None:
     """Two wake words, one Home Assistant conversation id: neither records the other's turns."""
-    other = MockConfigEntry(
-        domain=DOMAIN,
-        title="Friday",
-        data={"backend": "agent", "agent_id": "conversation.home_assistant"},
+    other = await async_add_agent(
+        hass, {"backend": "agent", "agent_id": "conversation.home_assistant"}, title="Friday"
     )
-    other.add_to_hass(hass)
-    await setup_entry(hass, other)
-    voice = await _local_voice(hass, hass_ws_client)
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client, prefer_local_intents=True)
     friday = await async_create_pipeline(voice.client, "conversation.friday")
-    kitchen = make_device(hass, "Kitchen satellite")
     fake_openai.reply("Noted.")
     fake_openai.reply("Milk.")
 

@@ -32,6 +32,14 @@ from .helpers import async_restarted, converse, make_device, openai_agent_data, 
 from .storage_files import stored_text
 
 BUDGET = 256
+# Sessions with many turns kept but a small token budget, summaries on.
+OPTIONS: dict[str, Any] = {
+    CONF_SESSION_TIMEOUT: 3600,
+    CONF_SESSION_SCOPE: "device",
+    CONF_HISTORY_MAX_TURNS: 100,
+    CONF_HISTORY_MAX_TOKENS: BUDGET,
+    CONF_HISTORY_SUMMARY: True,
+}
 # The fake server counts four characters per token; Home Agent learns that from its
 # reports (what it sends and what the fake counts differ by a few characters).
 CHARS_PER_TOKEN = 4
@@ -57,13 +65,7 @@ def agent_data(fake_openai: FakeOpenAI) -> dict[str, Any]:
 @pytest.fixture
 def agent_options() -> dict[str, Any]:
     """Sessions with many turns kept but a small token budget."""
-    return {
-        CONF_SESSION_TIMEOUT: 3600,
-        CONF_SESSION_SCOPE: "device",
-        CONF_HISTORY_MAX_TURNS: 100,
-        CONF_HISTORY_MAX_TOKENS: BUDGET,
-        CONF_HISTORY_SUMMARY: True,
-    }
+    return dict(OPTIONS)
 
 
 def _history(request: Recorded) -> list[dict[str, Any]]:
@@ -88,12 +90,17 @@ async def _idle(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: fl
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
-async def _long_talk(hass: HomeAssistant, fake: FakeOpenAI, device: str, turns: int) -> None:
-    """Have `turns` exchanges of about 200 characters each."""
+async def _long_talk(hass: HomeAssistant, fake: FakeOpenAI, turns: int) -> str:
+    """On the kitchen satellite, have `turns` exchanges of about 200 characters each.
+
+    Returns the satellite's device (the same on every call).
+    """
+    kitchen = make_device(hass, "Kitchen satellite")
     fake.chars_per_token = CHARS_PER_TOKEN
     for n in range(turns):
         fake.reply(f"Answer {n}: " + "words " * 30)
-        await converse(hass, text=f"question {n} " + "please " * 5, device_id=device)
+        await converse(hass, text=f"question {n} " + "please " * 5, device_id=kitchen)
+    return kitchen
 
 
 async def _introduce_ada_and_talk(hass: HomeAssistant, fake: FakeOpenAI, turns: int) -> str:
@@ -101,16 +108,14 @@ async def _introduce_ada_and_talk(hass: HomeAssistant, fake: FakeOpenAI, turns: 
     kitchen = make_device(hass, "Kitchen satellite")
     fake.reply("Noted, locker 42.")
     await converse(hass, text="my name is Ada and my locker is 42", device_id=kitchen)
-    await _long_talk(hass, fake, kitchen, turns)
-    return kitchen
+    return await _long_talk(hass, fake, turns)
 
 
 async def test_the_history_fits_the_token_budget_oldest_leaving_first(
     hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
 ) -> None:
     """Over 12 long exchanges the history sent stays within the budget; the newest stay."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    await _long_talk(hass, fake_openai, kitchen, 12)
+    await _long_talk(hass, fake_openai, 12)
 
     requests = _turns(fake_openai)
     for request in requests:
@@ -129,11 +134,10 @@ async def test_the_summary_counts_against_the_token_budget(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Sent with the system prompt, a long summary leaves less room: both fit the budget."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    await _long_talk(hass, fake_openai, kitchen, 7)
+    await _long_talk(hass, fake_openai, 7)
     fake_openai.reply(LONG_RECAP)
     await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
-    await _long_talk(hass, fake_openai, kitchen, 6)
+    await _long_talk(hass, fake_openai, 6)
 
     summary = f"\n\nSummary of the earlier conversation: {LONG_RECAP}"
     requests = [r for r in _turns(fake_openai) if r.system_prompt.endswith(summary)]
@@ -176,8 +180,7 @@ async def test_a_turn_abandons_a_summary_in_progress(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The summary never delays a turn: a turn arriving mid-summary cancels it."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    await _long_talk(hass, fake_openai, kitchen, 7)
+    kitchen = await _long_talk(hass, fake_openai, 7)
     fake_openai.slow(30)  # the summary request hangs
     freezer.tick(timedelta(seconds=SUMMARY_IDLE_DELAY + 1))
     async_fire_time_changed(hass)
@@ -207,8 +210,7 @@ async def test_the_summary_survives_a_restart_and_a_clear_deletes_it(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """The summary is stored with its session, used after a restart, and cleared with it."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    await _long_talk(hass, fake_openai, kitchen, 7)
+    kitchen = await _long_talk(hass, fake_openai, 7)
     fake_openai.reply(RECAP)
     await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
 
@@ -228,18 +230,7 @@ async def test_the_summary_survives_a_restart_and_a_clear_deletes_it(
         assert RECAP not in stored_text(hass2, entry.entry_id)
 
 
-@pytest.mark.parametrize(
-    "agent_options",
-    [
-        {
-            CONF_SESSION_TIMEOUT: 3600,
-            CONF_SESSION_SCOPE: "device",
-            CONF_HISTORY_MAX_TURNS: 100,
-            CONF_HISTORY_MAX_TOKENS: BUDGET,
-            CONF_HISTORY_SUMMARY: False,
-        }
-    ],
-)
+@pytest.mark.parametrize("agent_options", [{**OPTIONS, CONF_HISTORY_SUMMARY: False}])
 async def test_summaries_can_be_turned_off(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
@@ -247,8 +238,7 @@ async def test_summaries_can_be_turned_off(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """With the option off, what leaves the history is simply gone; no summary request."""
-    kitchen = make_device(hass, "Kitchen satellite")
-    await _long_talk(hass, fake_openai, kitchen, 8)
+    await _long_talk(hass, fake_openai, 8)
     await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
 
     assert not any(_is_summary(r) for r in fake_openai.chat_requests)
@@ -265,8 +255,7 @@ async def test_a_backlog_of_more_than_twenty_exchanges_is_summarized_whole_in_or
     They are folded twenty at a time, oldest first, each request building on the summary
     the one before made.
     """
-    kitchen = make_device(hass, "Kitchen satellite")
-    await _long_talk(hass, fake_openai, kitchen, 30)
+    kitchen = await _long_talk(hass, fake_openai, 30)
     first_kept = _oldest_question_kept(fake_openai)
     fake_openai.reply("Summary one.")
     fake_openai.reply("Summary two.")
@@ -275,27 +264,17 @@ async def test_a_backlog_of_more_than_twenty_exchanges_is_summarized_whole_in_or
     await converse(hass, text="thanks", device_id=kitchen)
 
     assert first_kept > SUMMARY_CHUNK  # more left than one request folds
-    asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
+    asked = _summary_questions(fake_openai)
     assert len(asked) == 2
     assert asked[0].count("User: question") == SUMMARY_CHUNK
     assert asked[0].startswith("Summary so far: (none)")
     assert asked[1].startswith("Summary so far: Summary one.")
-    summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
-    assert summarized == list(range(first_kept))
+    assert _summarized(asked) == list(range(first_kept))
     assert _turns(fake_openai)[-1].system_prompt.endswith("earlier conversation: Summary two.")
 
 
 @pytest.mark.parametrize(
-    "agent_options",
-    [
-        {
-            CONF_SESSION_TIMEOUT: 3600,
-            CONF_SESSION_SCOPE: "device",
-            CONF_HISTORY_MAX_TURNS: 100,
-            CONF_HISTORY_MAX_TOKENS: MAX_HISTORY_MAX_TOKENS,
-            CONF_HISTORY_SUMMARY: True,
-        }
-    ],
+    "agent_options", [{**OPTIONS, CONF_HISTORY_MAX_TOKENS: MAX_HISTORY_MAX_TOKENS}]
 )
 async def test_a_quarter_of_a_hundred_turn_history_is_summarized_whole(
     hass: HomeAssistant,
@@ -309,9 +288,7 @@ async def test_a_quarter_of_a_hundred_turn_history_is_summarized_whole(
         await converse(hass, text=f"question {n}", device_id=kitchen)
     await _idle(hass, freezer, SUMMARY_IDLE_DELAY + 1)
 
-    asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
-    summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
-    assert summarized == list(range(25))
+    assert _summarized(_summary_questions(fake_openai)) == list(range(25))
 
 
 @pytest.mark.parametrize("how", ["reload", "restart"])
@@ -338,11 +315,10 @@ async def test_a_summary_interrupted_by_a_reload_or_restart_is_made_after_it(
         fake_openai.reply("Summary one.")
         fake_openai.reply(RECAP)
         await _idle(hass2, freezer, SUMMARY_IDLE_DELAY + 1)
-        asked = [r.messages[1]["content"] for r in fake_openai.chat_requests if _is_summary(r)]
+        asked = _summary_questions(fake_openai)
         assert len(asked) == 2
         assert "User: my name is Ada and my locker is 42" in asked[0]
-        summarized = [int(line.split()[2]) for text in asked for line in _user_lines(text)]
-        assert summarized == list(range(first_kept))
+        assert _summarized(asked) == list(range(first_kept))
 
         fake_openai.reply("Your locker is 42.")
         await converse(hass2, text="what is my locker number", device_id=kitchen)
@@ -353,6 +329,16 @@ def _oldest_question_kept(fake: FakeOpenAI) -> int:
     """Return the number of the oldest question still in the last turn's history."""
     history = _history(_turns(fake)[-1])
     return min(int(m["content"].split()[1]) for m in history if m["role"] == "user")
+
+
+def _summary_questions(fake: FakeOpenAI) -> list[str]:
+    """Return what each summary request asked the model to fold, in order."""
+    return [r.messages[1]["content"] for r in fake.chat_requests if _is_summary(r)]
+
+
+def _summarized(asked: list[str]) -> list[int]:
+    """Return the numbers of the questions the summary requests held, in order."""
+    return [int(line.split()[2]) for text in asked for line in _user_lines(text)]
 
 
 def _user_lines(request: str) -> list[str]:

@@ -33,13 +33,13 @@ from custom_components.home_agent.openai_compatible import MAX_TOOL_ITERATIONS
 
 from .fake_openai import FakeOpenAI
 from .helpers import (
+    async_add_agent,
     converse,
     make_device,
     openai_agent_data,
     said,
     said_in,
     session_of,
-    setup_entry,
 )
 from .pipeline_runs import async_tool_name
 
@@ -126,10 +126,9 @@ async def test_no_llm_api_means_no_tools_and_no_key_no_header(
 
 async def _setup_agent(hass: HomeAssistant, fake: FakeOpenAI, **data: Any) -> MockConfigEntry:
     """Set up an `openai` agent with some settings changed."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data={
+    return await async_add_agent(
+        hass,
+        {
             CONF_BACKEND: "openai",
             CONF_BASE_URL: fake.base_url,
             CONF_MODEL: "fake-model",
@@ -137,9 +136,6 @@ async def _setup_agent(hass: HomeAssistant, fake: FakeOpenAI, **data: Any) -> Mo
             **data,
         },
     )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
-    return entry
 
 
 async def _failing_turn_keeps_the_session(
@@ -558,14 +554,6 @@ async def test_an_endpoint_named_localhost_answers(
     Home Assistant's resolver without its multicast-DNS half (the test harness has no
     zeroconf): aiodns and pycares, as installed in the lane.
     """
-    port = fake_openai.base_url.rsplit(":", 1)[1].split("/")[0]
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data=openai_agent_data(f"http://localhost:{port}/v1"),
-        options=agent_options,
-    )
-    entry.add_to_hass(hass)
     fake_openai.reply("Hello from localhost.")
 
     def dns_resolver(_hass: HomeAssistant) -> AsyncResolver:
@@ -574,7 +562,9 @@ async def test_an_endpoint_named_localhost_answers(
         return resolver
 
     with patch.object(aiohttp_client, "_async_make_resolver", dns_resolver):
-        await setup_entry(hass, entry)
+        await async_add_agent(
+            hass, openai_agent_data(fake_openai.url_on("localhost")), agent_options
+        )
         result = await converse(hass, text="hello")
 
     assert result.response.speech["plain"]["speech"] == "Hello from localhost."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-import errno
 import json
 import os
 from pathlib import Path
@@ -41,7 +40,7 @@ from .helpers import (
     sessions_of,
     setup_entry,
 )
-from .storage_files import index_path, stored_sessions, v1_record, write_v1
+from .storage_files import FullDiskOnce, index_path, stored_sessions, v1_record, write_v1
 
 TIMEOUT = timedelta(hours=1)
 _stored_session = v1_record
@@ -149,20 +148,12 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A disk error while saving is logged and retried; the session stays in memory."""
-    failures = 0
-    real_replace = os.replace
-
-    def failing_once(source: str, destination: str) -> None:
-        nonlocal failures
-        if failures == 0:
-            failures += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(source, destination)
+    failing_once = FullDiskOnce(os.replace)
 
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     with patch("custom_components.home_agent.disk_format.os.replace", failing_once):
         await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
-        assert failures == 1
+        assert failing_once.failures == 1
         assert not index_path(hass, setup_integration.entry_id).exists()
         assert "retrying" in caplog.text
         assert session_of(setup_integration, first.conversation_id) is not None

@@ -20,8 +20,8 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, async_advance, converse, make_device, openai_agent_data
-from .pipeline_runs import async_setup_demo_lights, async_voice
+from .helpers import async_advance, converse, make_device, openai_agent_data
+from .pipeline_runs import async_voice_with_lights
 
 # What may differ after the shared prefix beyond the new words and the previous reply:
 # JSON punctuation of two messages and this turn's facts (the time, on releases without a
@@ -52,9 +52,7 @@ async def test_six_turns_share_their_prefix_and_tools(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Each request adds only the new user text, the previous reply and a little more."""
-    await async_setup_demo_lights(hass)
-    voice = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    kitchen = make_device(hass, "Kitchen satellite")
+    voice, kitchen = await async_voice_with_lights(hass, hass_ws_client)
     sentences = [
         "good morning",
         "what lights are on",

@@ -22,13 +22,13 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.home_agent.const import (
     CONF_SESSION_SCOPE,
-    DOMAIN,
     EVENT_SESSION_EXPIRED,
     EVENT_SESSION_STARTED,
 )
 
 from .helpers import (
     EVENT_KEYS,
+    async_add_agent,
     async_advance,
     background_work,
     converse,
@@ -176,11 +176,9 @@ async def test_two_agents_never_share_sessions(
     hass: HomeAssistant, setup_integration: MockConfigEntry, agent_data: dict[str, Any]
 ) -> None:
     """Two wake words → two agents → two conversations for the same device."""
-    second_entry = MockConfigEntry(
-        domain=DOMAIN, title="Second agent", data=agent_data, options=setup_integration.options
+    second_entry = await async_add_agent(
+        hass, agent_data, setup_integration.options, title="Second agent"
     )
-    second_entry.add_to_hass(hass)
-    await setup_entry(hass, second_entry)
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
     other = await converse(
         hass, device_id=make_device(hass, "dev-a"), agent_id="conversation.second_agent"

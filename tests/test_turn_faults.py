@@ -27,19 +27,35 @@ from custom_components.home_agent.const import (
 
 from .delegates import GateAgent, async_setup_delegating_to
 from .fake_openai import FakeOpenAI
-from .helpers import async_advance, converse, make_device, openai_agent_data, setup_entry
+from .helpers import async_add_agent, async_advance, converse, make_device, openai_agent_data
 
 
-async def test_a_reload_during_a_turn_keeps_its_exchange(
+async def _hold_a_turn(
     hass: HomeAssistant, agent_options: dict[str, Any]
-) -> None:
-    """Options change (reload) while a turn is answered: the exchange is still remembered."""
+) -> tuple[GateAgent, MockConfigEntry, str, asyncio.Task[Any]]:
+    """Answer a first turn, then start a second the delegate holds; return them."""
     agent = GateAgent()
     entry = await async_setup_delegating_to(hass, agent, agent_options)
     kitchen = make_device(hass, "Kitchen satellite")
     first = await converse(hass, text="remember the milk", device_id=kitchen)
     turn = asyncio.create_task(converse(hass, text="and the eggs", device_id=kitchen))
     await agent.waiting.wait()
+    return agent, entry, first.conversation_id, turn
+
+
+async def _after(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Let `seconds` pass (the turn is still being answered)."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_reload_during_a_turn_keeps_its_exchange(
+    hass: HomeAssistant, agent_options: dict[str, Any]
+) -> None:
+    """Options change (reload) while a turn is answered: the exchange is still remembered."""
+    agent, entry, conversation_id, turn = await _hold_a_turn(hass, agent_options)
 
     reload = hass.async_create_task(hass.config_entries.async_reload(entry.entry_id))
     for _ in range(5):
@@ -47,10 +63,10 @@ async def test_a_reload_during_a_turn_keeps_its_exchange(
     agent.gate.set()
     answered = await turn
     assert await reload
-    after = await converse(hass, text="what do I need", device_id=kitchen)
+    after = await converse(hass, text="what do I need", device_id=agent.inputs[0].device_id)
 
     assert answered.response.speech["plain"]["speech"] == "answer 2"
-    assert after.conversation_id == answered.conversation_id == first.conversation_id
+    assert after.conversation_id == answered.conversation_id == conversation_id
     context = agent.inputs[-1].extra_system_prompt or ""
     assert "User: remember the milk" in context
     assert "User: and the eggs" in context
@@ -60,13 +76,10 @@ async def test_a_turn_longer_than_the_timeout_does_not_end_its_session(
     hass: HomeAssistant, agent_options: dict[str, Any], freezer: FrozenDateTimeFactory
 ) -> None:
     """A slow answer outlasting the idle timeout: the session lives until the turn is done."""
-    agent = GateAgent()
-    await async_setup_delegating_to(hass, agent, {**agent_options, CONF_SESSION_TIMEOUT: 60})
-    kitchen = make_device(hass, "Kitchen satellite")
+    agent, _entry, conversation_id, turn = await _hold_a_turn(
+        hass, {**agent_options, CONF_SESSION_TIMEOUT: 60}
+    )
     expired = async_capture_events(hass, EVENT_SESSION_EXPIRED)
-    first = await converse(hass, text="remember the milk", device_id=kitchen)
-    turn = asyncio.create_task(converse(hass, text="and the eggs", device_id=kitchen))
-    await agent.waiting.wait()
 
     freezer.tick(timedelta(seconds=90))  # past the idle timeout, within the turn limit
     async_fire_time_changed(hass)
@@ -74,12 +87,12 @@ async def test_a_turn_longer_than_the_timeout_does_not_end_its_session(
     assert expired == []
     agent.gate.set()
     answered = await turn
-    after = await converse(hass, text="what do I need", device_id=kitchen)
+    after = await converse(hass, text="what do I need", device_id=agent.inputs[0].device_id)
 
-    assert answered.conversation_id == after.conversation_id == first.conversation_id
+    assert answered.conversation_id == after.conversation_id == conversation_id
     assert "User: and the eggs" in (agent.inputs[-1].extra_system_prompt or "")
     await async_advance(hass, freezer, timedelta(seconds=61))
-    assert [event.data["conversation_id"] for event in expired] == [first.conversation_id]
+    assert [event.data["conversation_id"] for event in expired] == [conversation_id]
 
 
 async def test_turns_queued_behind_a_clear_start_afresh(
@@ -130,20 +143,6 @@ async def test_a_hanging_delegate_does_not_block_the_device(
     assert "tell me a story" not in context
 
 
-async def _async_setup_openai_agent(
-    hass: HomeAssistant, fake_openai: FakeOpenAI, agent_options: dict[str, Any]
-) -> None:
-    """Set up an `openai` agent with the Assist API, pointed at the fake server."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data=openai_agent_data(fake_openai.base_url),
-        options=agent_options,
-    )
-    entry.add_to_hass(hass)
-    await setup_entry(hass, entry)
-
-
 async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
     hass: HomeAssistant,
     fake_openai: FakeOpenAI,
@@ -152,7 +151,7 @@ async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
 ) -> None:
     """Ten tool rounds, each slow but within the request timeout: the turn still ends in time."""
     monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 0.5)
-    await _async_setup_openai_agent(hass, fake_openai, agent_options)
+    await async_add_agent(hass, openai_agent_data(fake_openai.base_url), agent_options)
     kitchen = make_device(hass, "Kitchen satellite")
     fake_openai.reply("Hello.")
     first = await converse(hass, text="hello", device_id=kitchen)
@@ -166,27 +165,6 @@ async def test_a_turn_of_many_slow_tool_rounds_ends_within_the_turn_limit(
     assert slow.response.response_type.value == "error"
     assert "took too long" in slow.response.speech["plain"]["speech"]
     assert slow.conversation_id == first.conversation_id
-
-
-async def _hold_a_turn(
-    hass: HomeAssistant, agent_options: dict[str, Any]
-) -> tuple[GateAgent, MockConfigEntry, str, asyncio.Task[Any]]:
-    """Answer a first turn, then start a second the delegate holds; return them."""
-    agent = GateAgent()
-    entry = await async_setup_delegating_to(hass, agent, agent_options)
-    kitchen = make_device(hass, "Kitchen satellite")
-    first = await converse(hass, text="remember the milk", device_id=kitchen)
-    turn = asyncio.create_task(converse(hass, text="and the eggs", device_id=kitchen))
-    await agent.waiting.wait()
-    return agent, entry, first.conversation_id, turn
-
-
-async def _after(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Let `seconds` pass (the turn is still being answered)."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 async def test_a_reload_during_a_long_turn_keeps_its_exchange(
@@ -240,7 +218,7 @@ async def test_an_endpoint_sending_only_keep_alive_comments_is_given_up_in_time(
     """Only `: keep-alive` comments: "took too long" after READ_TIMEOUT, not the turn limit."""
     monkeypatch.setattr("custom_components.home_agent.client.READ_TIMEOUT", 0.3)
     monkeypatch.setattr("custom_components.home_agent.conversation.TURN_TIME_LIMIT", 5)
-    await _async_setup_openai_agent(hass, fake_openai, agent_options)
+    await async_add_agent(hass, openai_agent_data(fake_openai.base_url), agent_options)
     kitchen = make_device(hass, "Kitchen satellite")
     first = await converse(hass, text="hello", device_id=kitchen)
     never = json.dumps({"choices": [{"index": 0, "delta": {"content": "Too late."}}]})

@@ -8,6 +8,7 @@ Home Agent. Turns run through the real assist pipeline with the satellite's devi
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager
 import logging
 import socket
 import time
@@ -21,13 +22,22 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.home_agent.const import CONF_MEMORY, CONF_WARM_UP, DOMAIN
+from custom_components.home_agent.const import CONF_MEMORY, CONF_WARM_UP
 from custom_components.home_agent.redact import is_local_address
 
 from .fake_openai import FakeOpenAI
-from .helpers import AGENT_ENTITY_ID, make_device, openai_agent_data, setup_entry
+from .helpers import (
+    AGENT_ENTITY_ID,
+    async_add_agent,
+    make_device,
+    openai_agent_data,
+    setup_entry,
+)
 from .memory.household import prompt_notes, remember
 from .pipeline_runs import Voice, async_voice
+
+# A public-looking host name; _PublicName resolves it to the fake server.
+PUBLIC_HOST = "api.example.com"
 
 
 @pytest.fixture
@@ -56,6 +66,24 @@ def _satellite(hass: HomeAssistant, name: str) -> tuple[str, str]:
     return entry.entity_id, device_id
 
 
+async def _kitchen(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator
+) -> tuple[Voice, str, str]:
+    """Make Home Agent the preferred assistant; add the kitchen satellite.
+
+    Returns the voice pipeline, the satellite's entity id and its device id.
+    """
+    voice = await _preferred_voice(hass, hass_ws_client)
+    kitchen, kitchen_device = _satellite(hass, "kitchen")
+    return voice, kitchen, kitchen_device
+
+
+async def _kitchen_then_bedroom(hass: HomeAssistant, voice: Voice, kitchen_device: str) -> None:
+    """Have a turn on the kitchen satellite, then one on another (the server's cache holds that)."""
+    await voice.say("remember the milk", kitchen_device)
+    await voice.say("what time is it", make_device(hass, "Bedroom"))
+
+
 async def _listen(hass: HomeAssistant, satellite: str) -> None:
     """Let the satellite start listening (its speech-to-text starts); wait for a warm-up."""
     hass.states.async_set(satellite, "listening")
@@ -70,11 +98,8 @@ async def test_a_satellite_that_starts_listening_warms_the_coming_prefix(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The warm-up is the coming request up to its new words, byte for byte."""
-    voice = await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
-    await voice.say("remember the milk", kitchen_device)
-    # Another satellite's turn: the server's cache now holds that one.
-    await voice.say("what time is it", make_device(hass, "Bedroom"))
+    voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
+    await _kitchen_then_bedroom(hass, voice, kitchen_device)
 
     await _listen(hass, kitchen)
     await voice.say("and the eggs", kitchen_device)
@@ -94,8 +119,7 @@ async def test_a_satellite_without_a_session_warms_a_new_sessions_prefix(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The first turn of a session shares the start a new session sends."""
-    voice = await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
+    voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
 
     await _listen(hass, kitchen)
     await voice.say("hello there", kitchen_device)
@@ -113,8 +137,7 @@ async def test_no_warm_up_when_the_server_holds_the_prefix_already(
     fake_openai: FakeOpenAI,
 ) -> None:
     """A follow-up after this satellite's own turn: the server has read it all already."""
-    voice = await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
+    voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
     await voice.say("remember the milk", kitchen_device)
 
     await _listen(hass, kitchen)
@@ -131,8 +154,7 @@ async def test_at_most_one_warm_up_per_satellite_at_a_time(
     fake_openai: FakeOpenAI,
 ) -> None:
     """Listening again while a slow warm-up is in flight sends no second one."""
-    await _preferred_voice(hass, hass_ws_client)
-    kitchen, _device = _satellite(hass, "kitchen")
+    _voice, kitchen, _device = await _kitchen(hass, hass_ws_client)
     fake_openai.warm_up_answer(delay=0.5)
 
     hass.states.async_set(kitchen, "listening")
@@ -151,10 +173,8 @@ async def test_no_warm_up_while_a_turn_of_the_session_runs(
     fake_openai: FakeOpenAI,
 ) -> None:
     """The satellite listens again while its session's turn is still being answered."""
-    voice = await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
-    await voice.say("remember the milk", kitchen_device)
-    await voice.say("what time is it", make_device(hass, "Bedroom"))
+    voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
+    await _kitchen_then_bedroom(hass, voice, kitchen_device)
     fake_openai.slow(0.5)
 
     turn = asyncio.create_task(voice.say("and the eggs", kitchen_device))
@@ -176,8 +196,7 @@ async def test_a_failing_or_slow_warm_up_leaves_the_turn_as_it_was(
     delay: float,
 ) -> None:
     """The turn is answered as without a warm-up, and not held back by one in flight."""
-    voice = await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
+    voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
     fake_openai.warm_up_answer(status=status, delay=delay)
     fake_openai.reply("Noted.")
 
@@ -205,8 +224,7 @@ async def test_a_satellite_answered_by_another_assistant_warms_nothing(
     fake_openai: FakeOpenAI,
 ) -> None:
     """Its assistant (the pipeline select) is another pipeline, not answered by Home Agent."""
-    await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
+    _voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
     select = er.async_get(hass).async_get_or_create(
         "select", "test", "kitchen-pipeline", device_id=kitchen_device, translation_key="pipeline"
     )
@@ -228,8 +246,7 @@ async def test_switched_off_it_warms_nothing(
         setup_integration, options={**setup_integration.options, CONF_WARM_UP: False}
     )
     await hass.async_block_till_done()
-    await _preferred_voice(hass, hass_ws_client)
-    kitchen, _device = _satellite(hass, "kitchen")
+    _voice, kitchen, _device = await _kitchen(hass, hass_ws_client)
 
     await _listen(hass, kitchen)
 
@@ -281,6 +298,11 @@ class _PublicName(AbstractResolver):
         """Nothing to close (Home Assistant closes its resolver with this)."""
 
 
+def _public_names() -> AbstractContextManager[Any]:
+    """Resolve every host name to the fake server (see _PublicName) while it lasts."""
+    return patch.object(aiohttp_client, "_async_make_resolver", lambda _hass: _PublicName())
+
+
 @pytest.mark.parametrize(("chosen", "sent"), [(None, 0), (True, 1)], ids=["default", "chosen"])
 async def test_a_public_endpoint_is_warmed_up_only_when_chosen(
     hass: HomeAssistant,
@@ -291,17 +313,10 @@ async def test_a_public_endpoint_is_warmed_up_only_when_chosen(
     sent: int,
 ) -> None:
     """A public service may bill each request: no warm-up unless the option says so."""
-    port = fake_openai.base_url.rsplit(":", 1)[1].split("/")[0]
-    url = f"http://api.example.com:{port}/v1"
     options = agent_options if chosen is None else {**agent_options, CONF_WARM_UP: chosen}
-    entry = MockConfigEntry(
-        domain=DOMAIN, title="Home Agent", data=openai_agent_data(url), options=options
-    )
-    entry.add_to_hass(hass)
-    with patch.object(aiohttp_client, "_async_make_resolver", lambda _hass: _PublicName()):
-        await setup_entry(hass, entry)
-        await _preferred_voice(hass, hass_ws_client)
-        kitchen, _device = _satellite(hass, "kitchen")
+    with _public_names():
+        await async_add_agent(hass, openai_agent_data(fake_openai.url_on(PUBLIC_HOST)), options)
+        _voice, kitchen, _device = await _kitchen(hass, hass_ws_client)
 
         await _listen(hass, kitchen)
 
@@ -313,19 +328,15 @@ async def test_moving_to_a_public_endpoint_takes_its_default_again(
     hass: HomeAssistant, fake_openai: FakeOpenAI, agent_options: dict[str, Any]
 ) -> None:
     """A reconfigure from a nearby server to a public service does not keep warming up."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Home Agent",
-        data=openai_agent_data(fake_openai.base_url),
-        options={**agent_options, CONF_WARM_UP: True},
-    )
-    entry.add_to_hass(hass)
-    port = fake_openai.base_url.rsplit(":", 1)[1].split("/")[0]
-    with patch.object(aiohttp_client, "_async_make_resolver", lambda _hass: _PublicName()):
-        await setup_entry(hass, entry)
+    with _public_names():
+        entry = await async_add_agent(
+            hass,
+            openai_agent_data(fake_openai.base_url),
+            {**agent_options, CONF_WARM_UP: True},
+        )
         result = await entry.start_reconfigure_flow(hass)
         result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {"base_url": f"http://api.example.com:{port}/v1"}
+            result["flow_id"], {"base_url": fake_openai.url_on(PUBLIC_HOST)}
         )
         await hass.async_block_till_done()
 
@@ -345,8 +356,7 @@ async def test_the_warm_up_carries_the_notes_the_turn_will_have(
     )
     await setup_entry(hass, config_entry)
     await remember(hass, "The guest room heater must never go above 20 degrees.")
-    voice = await _preferred_voice(hass, hass_ws_client)
-    kitchen, kitchen_device = _satellite(hass, "kitchen")
+    voice, kitchen, kitchen_device = await _kitchen(hass, hass_ws_client)
 
     await _listen(hass, kitchen)
     await voice.say("how warm may the guest room be", kitchen_device)

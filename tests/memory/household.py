@@ -11,6 +11,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockUser, async_fire_time_changed
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.home_agent.const import (
     CONF_HISTORY_MAX_TURNS,
@@ -25,7 +26,7 @@ from custom_components.home_agent.notes_store import NOTES_KEY
 
 from ..fake_openai import FakeOpenAI
 from ..helpers import AGENT_ENTITY_ID, make_device
-from ..pipeline_runs import Satellite
+from ..pipeline_runs import Satellite, Voice, async_voice
 
 MEMORY_OPTIONS: dict[str, Any] = {
     CONF_SESSION_TIMEOUT: 3600,
@@ -110,6 +111,15 @@ async def async_saved(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> No
     await async_later(hass, freezer, SAVE_DELAY)
 
 
+async def assert_nothing_kept(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, text: bytes
+) -> None:
+    """Check that no note is listed and, once the save delay passed, `text` is not on disk."""
+    assert await listed(hass) == []
+    await async_saved(hass, freezer)
+    assert text not in stored(hass)
+
+
 def prompt_notes(system_prompt: str) -> list[str]:
     """Return the notes a system prompt holds, in order ([] without a notes section)."""
     if NOTES_HEADER not in system_prompt:
@@ -120,6 +130,15 @@ def prompt_notes(system_prompt: str) -> list[str]:
             break
         notes.append(line[2:])
     return notes
+
+
+async def async_voices_of_ada_and_bob(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, bobs_token: str
+) -> tuple[Voice, Voice]:
+    """Return Ada's voice (the test's admin user) and Bob's (his token), on one pipeline."""
+    ada = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
+    bob = Voice(await hass_ws_client(hass, bobs_token), ada.pipeline_id)
+    return ada, bob
 
 
 def voice_satellite(hass: HomeAssistant, name: str) -> Satellite:

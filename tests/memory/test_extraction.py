@@ -28,6 +28,7 @@ from custom_components.home_agent.session import Exchange
 from ..fake_openai import FakeOpenAI, Recorded
 from ..helpers import (
     AGENT_ENTITY_ID,
+    async_add_agent,
     async_restarted,
     make_device,
     record_exchange,
@@ -38,6 +39,7 @@ from ..pipeline_runs import async_voice
 from .household import (
     MEMORY_OPTIONS,
     act,
+    assert_nothing_kept,
     async_later,
     async_people,
     async_saved,
@@ -139,9 +141,7 @@ async def test_a_cleared_session_is_never_sent_to_the_model_again(
     await async_later(hass, freezer, 86400)
 
     assert len(fake_openai.chat_requests) == requests
-    assert await listed(hass) == []
-    await async_saved(hass, freezer)
-    assert b"fourteenth" not in stored(hass)
+    await assert_nothing_kept(hass, freezer, b"fourteenth")
 
 
 async def test_every_proposal_is_checked(
@@ -347,14 +347,12 @@ async def test_turning_memory_off_drops_what_waits_to_be_extracted(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Another agent keeps the notes; what this one's sessions said leaves the disk."""
-    other = MockConfigEntry(
-        domain=DOMAIN,
+    await async_add_agent(
+        hass,
+        {"backend": "agent", "agent_id": "conversation.home_assistant"},
+        dict(MEMORY_OPTIONS),
         title="Delegating agent",
-        data={"backend": "agent", "agent_id": "conversation.home_assistant"},
-        options=dict(MEMORY_OPTIONS),
     )
-    other.add_to_hass(hass)
-    await setup_entry(hass, other)
     await voice_satellite(hass, "Kitchen").say(SAID)
     fake_openai.status(503)
     await async_later(hass, freezer, 3601)

@@ -16,13 +16,14 @@ from custom_components.home_agent.notes_prompt import NOTES_HEADER, note_tokens
 
 from ..fake_openai import FakeOpenAI
 from ..helpers import AGENT_ENTITY_ID, async_restarted, make_device, sessions_of, setup_entry
-from ..pipeline_runs import Satellite, Voice, async_voice
+from ..pipeline_runs import Satellite
 from .household import (
     MEMORY_OPTIONS,
     act,
     async_later,
     async_people,
     async_saved,
+    async_voices_of_ada_and_bob,
     prompt_notes,
     remember,
     stored,
@@ -77,8 +78,7 @@ async def test_a_persons_note_reaches_only_that_persons_turns(
     people = await async_people(hass, Ada=hass_admin_user, Bob=hass_read_only_user)
     await remember(hass, HEATER)
     await remember(hass, PARTY, person=people["Ada"])
-    ada = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    bob = Voice(await hass_ws_client(hass, hass_read_only_access_token), ada.pipeline_id)
+    ada, bob = await async_voices_of_ada_and_bob(hass, hass_ws_client, hass_read_only_access_token)
     tablet = make_device(hass, "Study tablet")
 
     await ada.say("what is planned", tablet)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-import errno
 import json
 import stat
 from typing import Any
@@ -20,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.home_agent.const import CONF_MEMORY, DOMAIN, SAVE_RETRY_DELAY
 
 from ..helpers import async_advance, setup_entry
+from ..storage_files import FullDiskOnce
 from .household import MEMORY_OPTIONS, act, async_saved, listed, notes_file, remember, stored
 
 COFFEE = "Bob takes his coffee black."
@@ -206,19 +206,11 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
     await remember(hass, HEATER)
     await async_saved(hass, freezer)
     await act(hass, "forget", memory_id=coffee)
-    failures = 0
-    real_replace = atomicwrites._replace_atomic  # type: ignore[attr-defined]
-
-    def failing_once(source: str, destination: str) -> None:
-        nonlocal failures
-        if failures == 0:
-            failures += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(source, destination)
+    failing_once = FullDiskOnce(atomicwrites._replace_atomic)  # type: ignore[attr-defined]
 
     with patch.object(atomicwrites, "_replace_atomic", failing_once):
         await async_saved(hass, freezer)
-        assert failures == 1
+        assert failing_once.failures == 1
         assert COFFEE.encode() in stored(hass)
         assert "retrying" in caplog.text
         await async_advance(hass, freezer, timedelta(seconds=SAVE_RETRY_DELAY))

@@ -23,12 +23,14 @@ from custom_components.home_agent.notes_prompt import note_tokens
 
 from ..fake_openai import FakeOpenAI
 from ..helpers import AGENT_ENTITY_ID, make_device
-from ..pipeline_runs import Satellite, Voice, async_voice
+from ..pipeline_runs import Satellite
 from .household import (
     MEMORY_OPTIONS,
     act,
+    assert_nothing_kept,
     async_people,
     async_saved,
+    async_voices_of_ada_and_bob,
     listed,
     prompt_notes,
     remember,
@@ -101,8 +103,7 @@ async def test_a_private_note_is_the_speakers_own(
 ) -> None:
     """Ada's private note: hers; Bob's recall never finds it; a satellite cannot write one."""
     people = await async_people(hass, Ada=hass_admin_user, Bob=hass_read_only_user)
-    ada = await async_voice(hass, hass_ws_client, AGENT_ENTITY_ID)
-    bob = Voice(await hass_ws_client(hass, hass_read_only_access_token), ada.pipeline_id)
+    ada, bob = await async_voices_of_ada_and_bob(hass, hass_ws_client, hass_read_only_access_token)
     party = "Ada plans a surprise party for Bob on 3 May."
     fake_openai.tool_call("MemoryRemember", {"text": party, "private": True})
     fake_openai.reply("Noted, just for you.")
@@ -138,9 +139,7 @@ async def test_the_model_never_keeps_a_code(
     (refusal,) = tool_results(fake_openai)
     assert refusal["error"] == "NoteRefused"
     assert "passwords" in refusal["error_text"]
-    assert await listed(hass) == []
-    await async_saved(hass, freezer)
-    assert b"4711" not in stored(hass)
+    await assert_nothing_kept(hass, freezer, b"4711")
 
 
 async def test_the_model_updates_a_note_and_forgets_it(
@@ -178,9 +177,7 @@ async def test_the_model_updates_a_note_and_forgets_it(
 
     assert tool_results(fake_openai)[-1] == {"forgotten": 2}
     assert {e.data["memory_id"] for e in forgotten} == {coffee, milk}
-    assert await listed(hass) == []
-    await async_saved(hass, freezer)
-    assert b"coffee" not in stored(hass)
+    await assert_nothing_kept(hass, freezer, b"coffee")
 
 
 async def test_other_llm_agents_use_the_same_notes(
