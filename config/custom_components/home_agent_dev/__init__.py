@@ -149,7 +149,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
             await _async_create_agent(hass, answers)
         elif "base_url" in answers and entry.data.get("base_url") != answers["base_url"]:
             await _async_move_server(hass, entry, answers)
-        await hass.async_block_till_done()
+        # The flow has set the agent up (or scheduled its reload): its entity is registered.
+        # Nothing waits for Home Assistant to be idle, which a stuck integration would prevent.
         entry = _named(hass, answers["name"])
         if entry is not None and (agent := _agent_entity(hass, entry)) is not None:
             await _async_use_agent_in_assist(hass, agent, entry.title)
