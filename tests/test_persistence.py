@@ -151,7 +151,7 @@ async def test_failed_write_is_retried_and_nothing_is_lost(
     failing_once = FullDiskOnce(os.replace)
 
     first = await converse(hass, device_id=make_device(hass, "dev-a"))
-    with patch("custom_components.home_agent.disk_format.os.replace", failing_once):
+    with patch("custom_components.home_agent.envelope.os.replace", failing_once):
         await async_advance(hass, freezer, timedelta(seconds=SAVE_DELAY))
         assert failing_once.failures == 1
         assert not index_path(hass, setup_integration.entry_id).exists()

@@ -708,7 +708,7 @@ async def test_a_clear_the_disk_refuses_is_honest_and_retried(
     assert SECRET in stored_text(hass, entry.entry_id)
 
     with (
-        patch("custom_components.home_agent.disk_format.os.replace", side_effect=error),
+        patch("custom_components.home_agent.envelope.os.replace", side_effect=error),
         pytest.raises(HomeAssistantError) as raised,
     ):
         await _clear(hass, first.conversation_id)
@@ -747,7 +747,7 @@ async def test_a_clear_whose_index_write_fails_does_not_come_back(
     with ExitStack() as disk_full:
         # The words leave the disk with the transcripts file; the index write is retried.
         disk_full.enter_context(
-            patch("custom_components.home_agent.disk_format.os.replace", index_fails)
+            patch("custom_components.home_agent.envelope.os.replace", index_fails)
         )
         with pytest.raises(HomeAssistantError):
             await _clear(hass, first.conversation_id)

@@ -31,8 +31,7 @@ reporting are storage.py's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import glob
@@ -40,14 +39,13 @@ from itertools import chain
 import os
 from pathlib import Path
 import shutil
-import tempfile
 from typing import Any
 
 from homeassistant.helpers.json import json_bytes, json_fragment
 from homeassistant.util.json import json_loads
 
 from .const import STORAGE_MINOR_VERSION, STORAGE_VERSION
-from .envelope import Unreadable, read_envelope
+from .envelope import Unreadable, read_envelope, temporary_files, write_atomic
 from .session import Exchange, Session, ToolCall, ToolRound, sanitize_exchange, sanitize_text
 
 TRANSCRIPTS_SUFFIX = ".transcripts"
@@ -397,7 +395,7 @@ def read_index(
     """Read, check and clamp the index; split live and ran-out sessions."""
     # A save cut short (a power loss) leaves its temporary file; nothing else writes
     # these files now, so any there is stale.
-    for temporary in _temporary_files(path):
+    for temporary in temporary_files(path):
         temporary.unlink(missing_ok=True)
     index = StoredIndex()
     try:
@@ -523,10 +521,9 @@ def _read_line(
 
 def write_files(path: Path, key: str, snapshot: Snapshot, generation: int) -> None:
     """Write the transcripts, then the index, each atomically; raise OSError on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = json_bytes({"version": STORAGE_VERSION, "generation": generation})
     # Streamed: one line is encoded at a time, never the whole file at once.
-    _write_atomic(
+    write_atomic(
         transcripts_path(path),
         chain((header,), (_transcript_line(*item) for item in snapshot.transcripts)),
     )
@@ -536,7 +533,7 @@ def write_files(path: Path, key: str, snapshot: Snapshot, generation: int) -> No
         "key": key,
         "data": {"generation": generation, "sessions": snapshot.rows},
     }
-    _write_atomic(path, (json_bytes(envelope),))
+    write_atomic(path, (json_bytes(envelope),))
 
 
 def _transcript_line(
@@ -578,28 +575,6 @@ def _line_item(
     return item
 
 
-def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write a private file all or nothing (a temporary file renamed into place)."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            for chunk in _lines(chunks):
-                file.write(chunk)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Yield the chunks, each line of the transcripts file ending with a newline."""
-    for chunk in chunks:
-        yield chunk if chunk.endswith(b"\n") else chunk + b"\n"
-
-
 def remove_files(path: Path) -> None:
     """Delete every file of the agent: both files, copies kept aside, temporary files."""
     for file in (path, transcripts_path(path)):
@@ -610,13 +585,8 @@ def remove_files(path: Path) -> None:
     for suffix in (".unreadable.", ".corrupt.", f"{TRANSCRIPTS_SUFFIX}.unreadable."):
         for copy in path.parent.glob(f"{name}{suffix}*"):
             copy.unlink(missing_ok=True)
-    for temporary in _temporary_files(path):
+    for temporary in temporary_files(path):
         temporary.unlink(missing_ok=True)
-
-
-def _temporary_files(path: Path) -> Iterator[Path]:
-    """Yield the temporary files saves of both files make (see `_write_atomic`)."""
-    return path.parent.glob(f"{glob.escape(path.name)}.*.tmp")
 
 
 def copy_aside(path: str, copy: str) -> bool:

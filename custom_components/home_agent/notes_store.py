@@ -14,7 +14,7 @@ The file is read and parsed in the executor, and written there atomically (a tem
 file renamed into place, fsynced) within the save delay of a change; a failed write is
 retried, never lost from memory. An unreadable file is copied aside and reported as a
 repair; the agents start without what could not be read. Removing the last agent with
-memory deletes the file and its copies.
+memory deletes the file, its copies and any temporary file a cut-short save left.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import glob
+from itertools import chain
 from pathlib import Path
 import shutil
 from typing import Any
@@ -32,10 +33,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.json import json_bytes
 from homeassistant.util import dt as dt_util
-from homeassistant.util.file import WriteError, write_utf8_file_atomic
 
 from .const import DOMAIN, LOGGER
-from .envelope import Unreadable, read_envelope
+from .envelope import Unreadable, read_envelope, temporary_files, write_atomic
 from .notes import MAX_NOTE_CHARS, Note, Origin
 from .saving import DelayedSave, problems_summary
 
@@ -199,11 +199,7 @@ class NotesStore:
         """Write the file; raise OSError when the disk refused."""
         if self._suspended:
             return
-        try:
-            await self._hass.async_add_executor_job(_write, self._path, self._snapshot())
-        except WriteError as err:
-            cause = err.__cause__
-            raise cause if isinstance(cause, OSError) else OSError(str(err)) from err
+        await self._hass.async_add_executor_job(_write, self._path, self._snapshot())
 
     async def async_shutdown(self) -> None:
         """Write pending changes; start no more timers."""
@@ -221,6 +217,10 @@ async def async_remove_notes_file(hass: HomeAssistant) -> None:
 
 def _read(path: Path, now: datetime) -> StoredNotes:
     """Read and check the file; what cannot be read is left out and said in `problems`."""
+    # A save cut short (a power loss) leaves its temporary file; only this store writes
+    # them, and it has not written yet, so any there is stale.
+    for temporary in temporary_files(path):
+        temporary.unlink(missing_ok=True)
     stored = StoredNotes()
     try:
         envelope = read_envelope(path, NOTES_VERSION)
@@ -357,20 +357,21 @@ def frame_row(key: FrameKey, frame: Frame) -> list[Any]:
 
 
 def _write(path: Path, snapshot: NotesSnapshot) -> None:
-    """Write the file atomically and privately; raise WriteError on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the file atomically and privately; raise OSError on failure."""
     envelope = {
         "version": NOTES_VERSION,
         "minor_version": NOTES_MINOR_VERSION,
         "key": NOTES_KEY,
         "data": {"notes": snapshot.notes, "frames": snapshot.frames, "pending": snapshot.pending},
     }
-    write_utf8_file_atomic(str(path), json_bytes(envelope), private=True, mode="wb")
+    write_atomic(path, (json_bytes(envelope),))
 
 
 def _remove(path: Path) -> None:
-    """Delete the file and every copy of it kept aside."""
+    """Delete the file, every copy of it kept aside and what a save cut short left."""
     path.unlink(missing_ok=True)
-    for copy in path.parent.glob(f"{glob.escape(path.name)}.unreadable.*"):
+    for copy in chain(
+        path.parent.glob(f"{glob.escape(path.name)}.unreadable.*"), temporary_files(path)
+    ):
         with suppress(OSError):
             copy.unlink()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 import json
+import os
 import stat
 from typing import Any
 from unittest.mock import patch
 
-import atomicwrites
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -111,6 +111,26 @@ async def test_removing_the_last_agent_with_memory_deletes_the_file(
     assert without.state is ConfigEntryState.LOADED
 
 
+async def test_a_save_cut_short_leaves_no_temporary_file(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """What a power loss left half-written goes at the next start, and with the last agent."""
+    path = notes_file(hass)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    left = path.with_name(f"{path.name}.k2m9q1.tmp")
+    left.write_text(COFFEE)
+
+    await setup_entry(hass, config_entry)
+
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert not left.exists()
+    assert await listed(hass) == []
+    left.write_text(COFFEE)
+    assert await hass.config_entries.async_remove(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not left.exists()
+
+
 @pytest.mark.parametrize(
     "content",
     [
@@ -206,13 +226,14 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
     await remember(hass, HEATER)
     await async_saved(hass, freezer)
     await act(hass, "forget", memory_id=coffee)
-    failing_once = FullDiskOnce(atomicwrites._replace_atomic)  # type: ignore[attr-defined]
+    failing_once = FullDiskOnce(os.replace)
 
-    with patch.object(atomicwrites, "_replace_atomic", failing_once):
+    with patch("custom_components.home_agent.envelope.os.replace", failing_once):
         await async_saved(hass, freezer)
         assert failing_once.failures == 1
         assert COFFEE.encode() in stored(hass)
         assert "retrying" in caplog.text
+        assert not [record for record in caplog.records if record.exc_info]
         await async_advance(hass, freezer, timedelta(seconds=SAVE_RETRY_DELAY))
 
     assert COFFEE.encode() not in stored(hass)
