@@ -31,14 +31,11 @@ class DelayedSave:
         hass: HomeAssistant,
         what: str,
         write: Callable[[], Awaitable[None]],
-        *,
-        delay: float = SAVE_DELAY,
     ) -> None:
-        """Save `what` (for the log) with `write`, `delay` seconds after a change."""
+        """Save `what` (for the log) with `write`, SAVE_DELAY seconds after a change."""
         self._hass = hass
         self._what = what
         self._write = write
-        self._delay = delay
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._unsub_final_write: CALLBACK_TYPE | None = None
         self._job = HassJob(self._async_timer_fired, f"home_agent save {what}")
@@ -57,7 +54,7 @@ class DelayedSave:
         if self._closed:
             return
         if self._unsub_timer is None:
-            self._unsub_timer = async_call_later(self._hass, self._delay, self._job)
+            self._unsub_timer = async_call_later(self._hass, SAVE_DELAY, self._job)
         if self._unsub_final_write is None:
             self._unsub_final_write = self._hass.bus.async_listen_once(
                 EVENT_HOMEASSISTANT_FINAL_WRITE, self._async_final_write

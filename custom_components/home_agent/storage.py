@@ -40,7 +40,7 @@ from homeassistant.core import (
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER, SAVE_DELAY
+from .const import DOMAIN, LOGGER
 from .disk_format import (
     StoredSession,
     StoredTranscripts,
@@ -84,16 +84,14 @@ class SessionStore:
         hass: HomeAssistant,
         entry_id: str,
         sessions: Callable[[], Iterable[Session]],
-        delay: float = SAVE_DELAY,
     ) -> None:
         """Prepare the store; `sessions` returns the sessions a save writes."""
         self._hass = hass
         self._entry_id = entry_id
         self._sessions = sessions
-        self._delay = delay
         self._key = f"{DOMAIN}.{entry_id}"
         self._path = Path(hass.config.path(".storage", self._key))
-        self._saving = DelayedSave(hass, "Home Agent sessions", self._async_write, delay=delay)
+        self._saving = DelayedSave(hass, "Home Agent sessions", self._async_write)
         # The restored sessions still waiting for their transcripts, and the task that
         # reads them (writes wait for it).
         self._unattached: list[StoredSession] = []
