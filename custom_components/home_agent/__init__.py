@@ -82,7 +82,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
         settings=settings,
         tracker=tracker,
         backend=backend,
-        summaries=summaries,
         notes=memory.notes,
         extractor=memory.extractor,
     )

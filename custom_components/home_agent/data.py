@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from .notes_extraction import NoteExtractor
     from .notes_prompt import AgentNotes
     from .settings import AgentSettings
-    from .summary import SummaryMaker
     from .tracker import SessionTracker
 
 type HomeAgentConfigEntry = ConfigEntry[HomeAgentData]
@@ -27,8 +26,6 @@ class HomeAgentData:
     settings: AgentSettings
     tracker: SessionTracker
     backend: AgentBackend
-    # Keeps running summaries of long sessions (`openai` agents with summaries on).
-    summaries: SummaryMaker | None = None
     # The household's notes for the agent's prompts (memory on).
     notes: AgentNotes | None = None
     # Turns its expired sessions into notes (`openai` agents with memory on).

@@ -9,7 +9,6 @@ from homeassistant.helpers.entity import Entity
 
 from .const import DOMAIN
 from .data import HomeAgentConfigEntry
-from .settings import AgentSettings
 
 if TYPE_CHECKING:
     from .tracker import SessionTracker
@@ -28,7 +27,7 @@ class HomeAgentEntity(Entity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="Home Agent",
-            model=str(AgentSettings.of(entry).backend),
+            model=str(entry.runtime_data.settings.backend),
             entry_type=DeviceEntryType.SERVICE,
         )
 

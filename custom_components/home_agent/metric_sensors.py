@@ -16,7 +16,6 @@ from homeassistant.const import EntityCategory, UnitOfTime
 from .data import HomeAgentConfigEntry
 from .entity import HomeAgentEntity
 from .metrics import TurnMetrics, TurnMetricsHub
-from .settings import AgentSettings
 
 TOKENS = "tokens"
 
@@ -71,7 +70,7 @@ METRICS: tuple[TurnMetricDescription, ...] = (
 
 def metric_sensors(entry: HomeAgentConfigEntry) -> list[TurnMetricSensor]:
     """Return the metric sensors that fit the agent's backend."""
-    model = AgentSettings.of(entry).uses_model
+    model = entry.runtime_data.settings.uses_model
     return [
         TurnMetricSensor(entry, description)
         for description in METRICS
