@@ -8,8 +8,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import intent
 
+from .backend import translated_error
 from .client import ModelAuthError
-from .const import DOMAIN, LOGGER
+from .const import LOGGER
 
 
 class Apologies:
@@ -59,10 +60,10 @@ class Apologies:
             self._entry.async_start_reauth(self._hass)
             return err
         if isinstance(err, TimeoutError):
-            return HomeAssistantError(translation_domain=DOMAIN, translation_key="turn_timeout")
+            return translated_error("turn_timeout")
         if isinstance(err, HomeAssistantError):
             return err
         # The traceback may quote what was said: only its kind above debug.
         LOGGER.error("Unexpected error while answering (%s)", type(err).__name__)
         LOGGER.debug("Unexpected error while answering", exc_info=err)
-        return HomeAssistantError(translation_domain=DOMAIN, translation_key="unexpected")
+        return translated_error("unexpected")

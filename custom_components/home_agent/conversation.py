@@ -96,7 +96,8 @@ class HomeAgentConversationEntity(
                 listen_again = False
             else:
                 added = chat_log.content[start:]
-                response = reply.response or _speech_response(user_input, last_text(added))
+                text = last_text(added)
+                response = reply.response or _speech_response(user_input, text)
                 listen_again = (
                     chat_log.continue_conversation
                     if reply.continue_conversation is None
@@ -105,7 +106,7 @@ class HomeAgentConversationEntity(
                 if response.response_type is not intent.IntentResponseType.ERROR:
                     # A delegate's error is spoken as the delegate put it, not remembered.
                     self._apologies.async_answered()
-                    speech = response.speech.get("plain", {}).get("speech") or last_text(added)
+                    speech = response.speech.get("plain", {}).get("speech") or text
                     turn.exchange = turn_exchange(
                         user_input.text,
                         speech,

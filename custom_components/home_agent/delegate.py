@@ -27,10 +27,9 @@ from homeassistant.components.conversation import (
 )
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session
 
-from .backend import Reply
+from .backend import Reply, translated_error
 from .compat import async_converse, chat_session_context, satellite_id_of
 from .const import DOMAIN
 from .delegate_conversations import DelegateConversation, DelegateConversations
@@ -85,7 +84,7 @@ class DelegateBackend:
         The delegate's own costs are not known here.
         """
         if self.delegate_id in (user_input.agent_id, self._own_entry_id):
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="delegate_loop")
+            raise translated_error("delegate_loop")
         delegated = self._conversations.async_conversation_for(
             session, user_input.context.user_id, transcript_prompt(session)
         )
@@ -158,11 +157,7 @@ class DelegateBackend:
                     extra_system_prompt=extra or None,
                 )
             except ValueError as err:  # the agent is gone
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN,
-                    translation_key="delegate_missing",
-                    translation_placeholders={"agent_id": self.delegate_id},
-                ) from err
+                raise translated_error("delegate_missing", agent_id=self.delegate_id) from err
             return result, list(delegate_log.content[start:])
 
 

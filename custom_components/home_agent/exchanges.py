@@ -62,13 +62,19 @@ def turn_rounds(contents: Sequence[conversation.Content]) -> tuple[ToolRound, ..
 
 def last_text(contents: Sequence[conversation.Content]) -> str:
     """Return the last assistant text among some chat-log content ("" if none)."""
+    answer = _last_answer(contents)
+    return answer.content if answer is not None and answer.content else ""
+
+
+def _last_answer(contents: Sequence[conversation.Content]) -> conversation.AssistantContent | None:
+    """Return the last assistant message with text among some chat-log content."""
     return next(
         (
-            content.content
+            content
             for content in reversed(contents)
             if isinstance(content, conversation.AssistantContent) and content.content
         ),
-        "",
+        None,
     )
 
 
@@ -94,17 +100,9 @@ def local_exchanges(contents: Iterable[conversation.Content]) -> list[Exchange]:
     """
     exchanges: list[Exchange] = []
     for user, answer in _spans(contents):
-        text = next(
-            (
-                content
-                for content in reversed(answer)
-                if isinstance(content, conversation.AssistantContent) and content.content
-            ),
-            None,
-        )
-        if text is not None and text.agent_id in LOCAL_AGENT_IDS:
-            rounds = turn_rounds(answer)
-            exchanges.append(Exchange(user, text.content or "", rounds, local=True))
+        text = _last_answer(answer)
+        if text is not None and text.content and text.agent_id in LOCAL_AGENT_IDS:
+            exchanges.append(Exchange(user, text.content, turn_rounds(answer), local=True))
     return exchanges
 
 

@@ -277,10 +277,17 @@ class SessionTracker:
         return session
 
     @callback
-    def async_record_turn(self, session: Session, exchange: Exchange | None) -> None:
-        """Count an answered turn; keep the exchange unless the turn failed."""
+    def async_record_turn(
+        self, session: Session, exchange: Exchange | None, leaving: int = 0
+    ) -> None:
+        """Count an answered turn; keep the exchange unless the turn failed.
+
+        `leaving`: the oldest exchanges the turn's token budget let go (into the summary).
+        """
         if self._sessions.get(session.conversation_id) is not session:
             return  # cleared or expired while the turn was being answered
+        if leaving:
+            self._retire(session, leaving)
         session.turns += 1
         if exchange is not None:
             if (limit := session.transcript.maxlen) and len(session.transcript) == limit:
@@ -290,13 +297,6 @@ class SessionTracker:
             # Half an emoji from a cut stream cannot be saved as JSON: store what can be.
             session.transcript.append(sanitize_exchange(exchange))
         self._touch(session)
-
-    @callback
-    def async_retire(self, session: Session, count: int) -> None:
-        """Take the oldest exchanges out of the transcript (into the summary, if kept)."""
-        if count and self._sessions.get(session.conversation_id) is session:
-            self._retire(session, count)
-            self.store.async_schedule_save()
 
     def _retire(self, session: Session, count: int) -> None:
         """Move the `count` oldest exchanges to those waiting for the summary."""
@@ -339,9 +339,7 @@ class SessionTracker:
                     listener.async_turn_started(turn)
                 try:
                     yield turn
-                    if turn.leaving:
-                        self.async_retire(session, turn.leaving)
-                    self.async_record_turn(session, turn.exchange)
+                    self.async_record_turn(session, turn.exchange, turn.leaving)
                 finally:
                     self._async_end_turn(session)
                     for listener in list(self._turn_listeners):
