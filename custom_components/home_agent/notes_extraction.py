@@ -186,8 +186,6 @@ class NoteExtractor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubs: list[CALLBACK_TYPE] = []
         self._tracker: SessionTracker | None = None
-        # Model requests made (each extraction makes one unless it fails).
-        self.requests = 0
 
     @callback
     def async_start(self, tracker: SessionTracker) -> None:
@@ -284,7 +282,7 @@ class NoteExtractor:
             shown = shown_notes(self._notebook, pending)
             try:
                 reply = await self._async_ask(extraction_request(pending, shown))
-            except HomeAssistantError as err:
+            except (HomeAssistantError, TimeoutError) as err:
                 self._async_failed(pending, err)
                 return
             if pending.id not in self._notebook.pending:
@@ -322,14 +320,13 @@ class NoteExtractor:
 
     async def _async_reply(self, payload: dict[str, Any]) -> str:
         """Send one request and return the text of the reply."""
-        self.requests += 1
         pieces = [
             delta.get("content") or ""
             async for delta in self._client.async_stream_chat(payload, TurnStats())
         ]
         return "".join(pieces)
 
-    def _async_failed(self, pending: PendingExtraction, err: HomeAssistantError) -> None:
+    def _async_failed(self, pending: PendingExtraction, err: Exception) -> None:
         """Try again later, or give up once the session ended too long ago."""
         pending.tries += 1
         if dt_util.utcnow() - pending.ended_at >= TRY_FOR:

@@ -9,6 +9,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
@@ -29,6 +30,7 @@ from ..fake_openai import FakeOpenAI, Recorded
 from ..helpers import (
     AGENT_ENTITY_ID,
     async_add_agent,
+    async_advance,
     async_restarted,
     make_device,
     record_exchange,
@@ -238,6 +240,35 @@ async def test_a_pending_extraction_survives_a_restart(
         assert SAID.encode() not in stored(hass2)  # what was said left with the extraction
 
     assert len(extractions(fake_openai)) == 2
+
+
+async def test_a_server_too_slow_to_answer_is_tried_again(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The extraction runs out of time: what was said waits, and the next try keeps notes."""
+    monkeypatch.setattr("custom_components.home_agent.notes_extraction.TURN_TIME_LIMIT", 0.2)
+    await voice_satellite(hass, "Kitchen").say(SAID)
+    fake_openai.slow(60)
+    requests = len(fake_openai.chat_requests)
+    for step in (3601, 1):  # the session runs out; its extraction falls due
+        await async_advance(hass, freezer, timedelta(seconds=step))
+    await fake_openai.requested(requests + 1)
+    # The clock is frozen: the time limit runs out when it moves on.
+    await async_later(hass, freezer, 1)
+    assert len(extractions(fake_openai)) == 1
+    assert await listed(hass) == []
+    await async_saved(hass, freezer)
+    assert SAID.encode() in stored(hass)
+
+    fake_openai.reply(notes_reply(proposal(CARLA)))
+    await async_later(hass, freezer, RETRY_DELAYS[0])
+
+    assert len(extractions(fake_openai)) == 2
+    assert await listed(hass) == [CARLA]
 
 
 async def test_a_failing_server_is_tried_for_a_bounded_time(
