@@ -21,7 +21,7 @@ import voluptuous as vol
 
 from .const import DOMAIN, SERVICE_FORGET, SERVICE_LIST_MEMORIES, SERVICE_REMEMBER
 from .notebook import Notebook, open_notebook
-from .notes import Note, NoteRefused, Origin, normalize_text, reads_as_rule
+from .notes import PERSON_DOMAIN, Note, NoteRefused, Origin, normalize_text, reads_as_rule
 from .notes_access import Caller, known_person
 
 ATTR_TEXT = "text"
@@ -79,7 +79,7 @@ async def _async_remember(call: ServiceCall) -> ServiceResponse:
     caller = await Caller.async_of(call.hass, call.context)
     person: str | None = call.data.get(ATTR_PERSON)
     if person is not None:
-        if call.hass.states.get(person) is None:
+        if not person.startswith(f"{PERSON_DOMAIN}.") or call.hass.states.get(person) is None:
             raise NoteRefused("memory_unknown_person", person=person)
         caller.check_scope(person)
     text = normalize_text(call.data[ATTR_TEXT])

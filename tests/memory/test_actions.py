@@ -161,6 +161,7 @@ async def test_bad_input_is_a_translated_error_that_changes_nothing(
     key: str,
 ) -> None:
     """Empty or too long text, an unknown person or id: refused, with a message."""
+    hass.states.async_set("light.kitchen", "on")  # an entity, but no person
     await remember(hass, COFFEE)
     await async_saved(hass, freezer)
     before = stored(hass)
