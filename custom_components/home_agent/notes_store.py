@@ -95,6 +95,8 @@ class StoredNotes:
     """What the file holds, checked; `problems` says what was left out and why."""
 
     notes: list[Note] = field(default_factory=list)
+    # The ids of `notes`: a second note with one of them is left out.
+    note_ids: set[str] = field(default_factory=set)
     frames: dict[FrameKey, Frame] = field(default_factory=dict)
     pending: list[PendingExtraction] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -151,6 +153,9 @@ class NotesStore:
         )
         if reason is not None:
             await self._async_keep_aside(reason)
+            # Written anew (unless it could not be copied), so that the next start does not
+            # report and copy it again.
+            self.async_schedule_save()
         return stored
 
     async def _async_keep_aside(self, reason: str) -> None:
@@ -235,7 +240,12 @@ def _read(path: Path, now: datetime) -> StoredNotes:
         ("frame", data.get("frames"), _frame),
         ("pending extraction", data.get("pending"), _pending),
     ):
-        for number, record in enumerate(records if isinstance(records, list) else [], 1):
+        if records is None:
+            continue
+        if not isinstance(records, list):
+            stored.problems.append(f"{kind}s: not a list")
+            continue
+        for number, record in enumerate(records, 1):
             try:
                 read(stored, record, now)
             except (ValueError, TypeError, OverflowError) as err:
@@ -270,6 +280,8 @@ def _note(stored: StoredNotes, record: Any, now: datetime) -> None:
     ]
     if type(note_id) is not str or not note_id:
         raise Unreadable("the id is not text")
+    if note_id in stored.note_ids:
+        raise Unreadable("the id is another note's")
     if type(text) is not str or not text or len(text) > MAX_NOTE_CHARS:
         raise Unreadable("the text is empty, too long or not text")
     if type(uses) is not int or uses < 0 or type(rule) is not bool:
@@ -287,6 +299,7 @@ def _note(stored: StoredNotes, record: Any, now: datetime) -> None:
             rule=rule,
         )
     )
+    stored.note_ids.add(note_id)
 
 
 def _frame(stored: StoredNotes, record: Any, _now: datetime) -> None:

@@ -251,6 +251,9 @@ async def test_a_failed_write_is_retried_and_a_forgotten_note_still_leaves(
         ({"notes": [GOOD_NOTE, changed(4, "0001-01-01T00:00:00+14:00")]}, "note 2"),
         ({"notes": [GOOD_NOTE, changed(2, 3)]}, "note 2"),
         ({"notes": [GOOD_NOTE, changed(3, "told")]}, "note 2"),
+        ({"notes": [GOOD_NOTE, changed(1, "Bob takes his tea green.")]}, "note 2"),
+        ({"frames": {"not": "a list"}}, "frames"),
+        ({"pending": "not a list"}, "pending extractions"),
         ({"frames": ["not a frame"]}, "frame 1"),
         ({"frames": [["e", 5, "s", None, 300, []]]}, "frame 1"),
         ({"pending": ["x"]}, "pending extraction 1"),
@@ -279,6 +282,25 @@ async def test_each_kind_of_damage_is_said_where_and_left_out(
     issue = issue_registry.async_get_issue(DOMAIN, "memory_unreadable")
     assert issue is not None
     assert where in issue.translation_placeholders["reason"]
+
+
+async def test_a_damaged_file_is_kept_aside_once(
+    hass: HomeAssistant, config_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Once copied aside, the file is written anew: the next read finds nothing to report."""
+    seed(hass, notes=[GOOD_NOTE, changed(0, 7)])
+    await setup_entry(hass, config_entry)
+    await async_saved(hass, freezer)
+
+    hass.config_entries.async_update_entry(
+        config_entry, options={**config_entry.options, "session_timeout": 600}
+    )
+    await hass.async_block_till_done()
+
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert await listed(hass) == [COFFEE]
+    path = notes_file(hass)
+    assert len(list(path.parent.glob(f"{path.name}.unreadable.*"))) == 1
 
 
 async def test_what_agents_without_memory_left_is_dropped_when_read(
