@@ -108,4 +108,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) -
     """
     async_drop_lasting_state(hass, entry.entry_id)
     await async_remove_stored(hass, entry.entry_id)
-    await async_remove_memory(hass, entry.entry_id)
+    await async_remove_memory(hass, entry)

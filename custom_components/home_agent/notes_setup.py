@@ -13,6 +13,7 @@ from functools import partial
 from homeassistant.core import HomeAssistant
 
 from .client import ModelClient
+from .const import DOMAIN
 from .data import HomeAgentConfigEntry
 from .notebook import async_hold_notebook, async_release_notebook, open_notebook
 from .notes_extraction import NoteExtractor
@@ -65,9 +66,15 @@ def async_follow_sessions(
         entry.async_on_unload(memory.extractor.async_stop)
 
 
-async def async_remove_memory(hass: HomeAssistant, entry_id: str) -> None:
-    """Forget what a removed agent kept; delete the notes with the last agent with memory."""
-    if not _async_drop_agent(hass, entry_id) and not memory_entry_ids(hass) - {entry_id}:
+async def async_remove_memory(hass: HomeAssistant, entry: HomeAgentConfigEntry) -> None:
+    """Forget what a removed agent kept; delete the notes with the last agent with memory.
+
+    Notes kept while memory is off everywhere stay for later, unless the last agent goes.
+    """
+    if _async_drop_agent(hass, entry.entry_id):
+        return  # another agent holds the notes open
+    others = {e.entry_id for e in hass.config_entries.async_entries(DOMAIN)} - {entry.entry_id}
+    if not others or (AgentSettings.of(entry).memory and not memory_entry_ids(hass) & others):
         await async_remove_notes_file(hass)
 
 

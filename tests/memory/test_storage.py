@@ -87,6 +87,28 @@ async def test_turning_memory_off_keeps_the_notes_for_later(
     assert await listed(hass) == [COFFEE]
 
 
+async def test_notes_kept_for_later_go_only_with_the_last_agent(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """Memory off everywhere: removing another agent keeps the notes; the last one takes them."""
+    without = memory_agent(hass, "No memory", **{CONF_MEMORY: False})
+    await setup_entry(hass, without)
+    await remember(hass, COFFEE)
+    await async_saved(hass, freezer)
+    hass.config_entries.async_update_entry(
+        setup_integration, options={**MEMORY_OPTIONS, CONF_MEMORY: False}
+    )
+    await hass.async_block_till_done()
+
+    assert await hass.config_entries.async_remove(without.entry_id)
+    await hass.async_block_till_done()
+    assert COFFEE.encode() in stored(hass)
+
+    assert await hass.config_entries.async_remove(setup_integration.entry_id)
+    await hass.async_block_till_done()
+    assert not notes_file(hass).exists()
+
+
 async def test_removing_the_last_agent_with_memory_deletes_the_file(
     hass: HomeAssistant, setup_integration: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
