@@ -1,10 +1,10 @@
 """(h) What keeping delegates' conversations costs, and a delegated turn's own overhead.
 
 - h1: 10,000 sessions of an `agent` Home Agent, each with its delegate's conversation (a
-  Home Assistant chat session with a chat log, as a core agent leaves it), while an hour
-  passes a minute at a time: the loop time per minute that keeping them alive takes (Home
-  Agent marking them used, and Home Assistant's own sweep walking them), and the longest
-  single minute step.
+  Home Assistant chat session with a chat log, as a core agent leaves it): one round of
+  Home Agent marking them used and one of Home Assistant's own sweep walking them, each
+  called as its timer calls it (best of 5); the loop time per minute they take at their
+  intervals, and the longer of the two as the largest block.
 - h2: Home Agent's own overhead per pipeline turn when it delegates: the same turns of an
   echo agent through a real pipeline (intent stage), directly and through Home Agent,
   interleaved. Overhead = delegated turn - direct turn.

@@ -13,13 +13,14 @@ import tempfile
 from typing import Any, Literal
 from unittest.mock import patch
 
+from aiohttp.resolver import AsyncResolver
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory, StepTickTimeFactory, TickingDateTimeFactory
 from homeassistant import loader
 from homeassistant.components import conversation
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import event as event_helper, frame
+from homeassistant.helpers import aiohttp_client, event as event_helper, frame
 from homeassistant.helpers.storage import Store
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -175,3 +176,16 @@ async def advance(hass: HomeAssistant, clock: Clock, seconds: float) -> None:
     clock.tick(dt.timedelta(seconds=seconds))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
+
+
+@contextmanager
+def plain_resolver() -> Iterator[None]:
+    """Resolve host names without zeroconf, which a bare Home Assistant lacks (127.0.0.1)."""
+
+    def resolver(_hass: HomeAssistant) -> AsyncResolver:
+        made = AsyncResolver()
+        made.real_close = made.close  # type: ignore[attr-defined]
+        return made
+
+    with patch.object(aiohttp_client, "_async_make_resolver", resolver):
+        yield

@@ -44,14 +44,12 @@ import re
 import statistics
 import time
 from typing import Any
-from unittest.mock import patch
 
-from aiohttp import AsyncResolver
 from aiohttp.test_utils import unused_port
 from homeassistant import loader
 from homeassistant.auth.const import GROUP_ID_ADMIN, GROUP_ID_USER
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import aiohttp_client, device_registry as dr
+from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
@@ -97,13 +95,12 @@ from tests.memory.household import prompt_notes
 from tests.pipeline_runs import Satellite
 
 from . import household as script
-from .harness import Clock, home_assistant, simulated_clock
+from .harness import Clock, home_assistant, plain_resolver, simulated_clock
 from .restore import Ticker
 
 HOME_AGENT = "Home Agent"
 ALL_NOTES = "all notes prepended (ChatGPT-style)"
 TOP_FIVE = "per-turn extraction + top 5 (aradlein-style)"
-VARIANTS = (HOME_AGENT, ALL_NOTES, TOP_FIVE)
 AGENT_ID = "conversation.home_agent"
 SESSION_TIMEOUT = 3600
 TOP_FIVE_MAX_NOTES = 100
@@ -385,13 +382,6 @@ async def _async_extract_turns(top: TopFive, client: ModelClient) -> None:
 # --- one household run ---------------------------------------------------------
 
 
-def _plain_resolver(_hass: HomeAssistant) -> AsyncResolver:
-    """Return a DNS resolver without zeroconf; 127.0.0.1 needs none."""
-    resolver = AsyncResolver()
-    resolver.real_close = resolver.close  # type: ignore[attr-defined]
-    return resolver
-
-
 async def _async_later(hass: HomeAssistant, clock: Clock, seconds: float) -> None:
     """Let simulated time pass; wait for what fell due, background work included."""
     for step in (seconds, 1.0):
@@ -469,7 +459,7 @@ async def async_run_household(variant: str, *, raw_queries: bool = False) -> Hou
     quiet = _NoRestartNoise()
     for name in ("homeassistant.core", "homeassistant.components.homeassistant"):
         logging.getLogger(name).addFilter(quiet)
-    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
+    with plain_resolver():
         async with home_assistant() as hass, FakeOpenAI() as fake:
             entry, contexts, devices = await _async_set_up(hass, fake)
             model = GoodModel(household, variant, raw_queries=raw_queries)

@@ -29,6 +29,7 @@ from custom_components.home_agent.const import (
     CONF_MODEL,
     DOMAIN,
 )
+from custom_components.home_agent.notes_extraction import EXTRACTION_INSTRUCTIONS
 
 from .household import build
 from .real_model import MODEL, Recorder, async_real_home
@@ -85,10 +86,14 @@ async def async_measure(log_path: Any) -> tuple[list[Answer], int]:
 
 
 def _notes_in_prompt(recorder: Recorder, facts: list[Any]) -> int:
-    """Return how many planted notes the first question's system prompt held."""
-    first = next(e for e in recorder.exchanges if e.body.get("max_tokens") != 1)
-    system = first.body["messages"][0]["content"]
-    return sum(1 for fact in facts if fact.note in system)
+    """Return how many planted notes every question's system prompt held (the fewest)."""
+    return min(
+        sum(1 for fact in facts if fact.note in exchange.body["messages"][0]["content"])
+        for exchange in recorder.exchanges
+        # Not a warm-up, nor an extraction (whose instructions are its own).
+        if exchange.body.get("max_tokens") != 1
+        and exchange.body["messages"][0]["content"] != EXTRACTION_INSTRUCTIONS
+    )
 
 
 async def _async_agent(hass: HomeAssistant, base_url: str) -> None:
@@ -125,7 +130,7 @@ def report(answers: list[Answer], in_prompt: int) -> str:
         [
             "| measurement | Home Agent | target | met? |",
             "|---|---:|---|---|",
-            f"| i. real model ({MODEL}): planted notes in the prompt / questions answered "
+            f"| i. real model ({MODEL}): planted notes in every prompt / questions answered "
             f"with the right place | {in_prompt} of {len(answers)} / {recalled} of "
             f"{len(answers)} | reported as measured | — |",
         ]

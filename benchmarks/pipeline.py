@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import statistics
 import time
 from typing import Any
-from unittest.mock import patch
 
-from aiohttp import AsyncResolver
 from aiohttp.test_utils import unused_port
 from homeassistant import loader
 from homeassistant.components import conversation
@@ -51,7 +49,7 @@ from custom_components.home_agent.data import HomeAgentConfigEntry
 from tests.fake_openai import FakeOpenAI
 from tests.pipeline_runs import text_pipeline
 
-from .harness import AnyLanguageAgent, home_assistant
+from .harness import AnyLanguageAgent, home_assistant, plain_resolver
 from .naive import ConversationSessionManager, NaiveAgentEntity
 
 TEXT = "turn on the living room lights"
@@ -184,16 +182,9 @@ def _median_ms(samples: list[int]) -> float:
     return statistics.median(samples[WARM_UP:]) / 1e6
 
 
-def _plain_resolver(_hass: HomeAssistant) -> AsyncResolver:
-    """Return a DNS resolver without zeroconf (as the test harness does); 127.0.0.1 needs none."""
-    resolver = AsyncResolver()
-    resolver.real_close = resolver.close  # type: ignore[attr-defined]
-    return resolver
-
-
 async def async_measure(turns: int) -> PipelineTimes:
     """Run `turns` interleaved turns of each agent and of the bare HTTP round trip."""
-    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
+    with plain_resolver():
         return await _async_measure(turns)
 
 

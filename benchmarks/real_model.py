@@ -43,11 +43,11 @@ import time
 from typing import Any
 from unittest.mock import patch
 
-from aiohttp import AsyncResolver, ClientSession, ClientTimeout, web
+from aiohttp import ClientSession, ClientTimeout, web
 from homeassistant import loader
 from homeassistant.const import Platform, __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import aiohttp_client, entity_registry as er, llm
+from homeassistant.helpers import entity_registry as er, llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -64,7 +64,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_endpoints import async_listen
-from .harness import home_assistant
+from .harness import home_assistant, plain_resolver
 from .websocket import async_connect, async_serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,13 +275,6 @@ async def model_server(log_path: Path) -> AsyncIterator[str]:
         server.wait(timeout=30)
 
 
-def _plain_resolver(_hass: HomeAssistant) -> AsyncResolver:
-    """Return a DNS resolver without zeroconf; 127.0.0.1 needs none."""
-    resolver = AsyncResolver()
-    resolver.real_close = resolver.close  # type: ignore[attr-defined]
-    return resolver
-
-
 async def _async_history_tokens(recorder: Recorder, body: dict[str, Any]) -> tuple[int, int, int]:
     """Return the history's exchanges and tokens, and the new user text's tokens."""
     messages = body["messages"]
@@ -312,7 +305,7 @@ class RealHome:
 @asynccontextmanager
 async def async_real_home(log_path: Path) -> AsyncIterator[RealHome]:
     """Start the model server, its recorder and a Home Assistant with the voice stack."""
-    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
+    with plain_resolver():
         async with (
             model_server(log_path) as upstream,
             Recorder(upstream, log_path) as recorder,

@@ -23,12 +23,10 @@ from dataclasses import dataclass
 import statistics
 from types import MappingProxyType
 from typing import Any
-from unittest.mock import patch
 
-from aiohttp import AsyncResolver
 from homeassistant import config_entries, loader
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import aiohttp_client, entity_registry as er, llm
+from homeassistant.helpers import entity_registry as er, llm
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -42,7 +40,7 @@ from custom_components.home_agent.const import (
 )
 
 from .fake_endpoints import CHUNKS, INTERVAL, MODEL, REPLY, FakeOllama, FakeOpenAIStream
-from .harness import home_assistant
+from .harness import home_assistant, plain_resolver
 from .websocket import TimedEvent, Websocket, async_connect, async_serving
 
 TEXT = "what is the state of the house"
@@ -66,16 +64,9 @@ class Timing:
     asked_to_stream: bool  # the agent's last request asked for a streamed reply
 
 
-def _plain_resolver(_hass: HomeAssistant) -> AsyncResolver:
-    """Return a DNS resolver without zeroconf; 127.0.0.1 needs none."""
-    resolver = AsyncResolver()
-    resolver.real_close = resolver.close  # type: ignore[attr-defined]
-    return resolver
-
-
 async def async_measure(runs: int) -> dict[str, Timing]:
     """Run `runs` interleaved turns of each agent; return the medians by row."""
-    with patch.object(aiohttp_client, "_async_make_resolver", _plain_resolver):
+    with plain_resolver():
         async with (
             home_assistant() as hass,
             FakeOpenAIStream() as streaming,

@@ -1,11 +1,11 @@
 """(j) Speak sooner: a session's first turn with and without the warm-up, on a real model.
 
-    scripts/bench --real-model --warm-up [--runs 7]
+    scripts/bench --real-model --warm-up [RUNS]   (7 by default)
 
 llama-cpp-python's server with SmolLM2-135M-Instruct (scripts/local-model), Home Agent's
 `openai` backend with the Assist API and the dev instance's demo devices exposed, turns
-through a real assist pipeline (websocket, intent stage) for satellites whose areas differ
-(so their prompts do). Each run:
+through a real assist pipeline (websocket, intent stage) for a new satellite each run (a
+session of its own, in the kitchen). Each run:
 
 1. another request to the server, with other instructions (another agent's, a summary's):
    its prompt cache now holds that, as after a quiet spell on a server that other things
@@ -100,7 +100,7 @@ def _first_text_after_start(run: TimedRun) -> float:
 
 
 class _Home:
-    """Satellites in areas of their own, answered by one pipeline (the preferred one)."""
+    """New satellites in an area, answered by one pipeline (the preferred one)."""
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Prepare the areas and the owner of the satellites' devices."""
