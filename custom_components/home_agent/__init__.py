@@ -71,11 +71,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: HomeAgentConfigEntry) ->
         )
         conversations.async_attach(tracker)
         entry.async_on_unload(conversations.async_detach)
+    # Before the start: it announces the sessions that ran out meanwhile at once.
+    watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
+    entry.async_on_unload(watcher.async_stop)
     await tracker.async_start()
     entry.async_on_unload(tracker.async_shutdown)
     async_follow_sessions(entry, tracker, memory)
-    watcher = LocalTurnWatcher(hass, tracker, lasting.local_turns)
-    entry.async_on_unload(watcher.async_stop)
     if summaries is not None:
         summaries.async_resume()
     entry.runtime_data = HomeAgentData(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from homeassistant.components import conversation
@@ -86,7 +87,7 @@ class DelegateBackend:
         if self.delegate_id in (user_input.agent_id, self._own_entry_id):
             raise translated_error("delegate_loop")
         delegated = self._conversations.async_conversation_for(
-            session, user_input.context.user_id, transcript_prompt(session)
+            session, user_input.context.user_id, partial(transcript_prompt, session)
         )
         if delegated.uses_chat_log is False:
             delegated.prompt = transcript_prompt(session)

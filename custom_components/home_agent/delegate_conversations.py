@@ -17,7 +17,7 @@ knows), not a restart of Home Assistant (its chat sessions do not either).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,11 +62,6 @@ class DelegateConversation:
     ended: bool = False
 
 
-def _identity(session: Session) -> tuple[str, datetime]:
-    """Return what tells one session from a later one with the same id."""
-    return (session.conversation_id, session.started_at)
-
-
 class DelegateConversations:
     """The delegate conversations of one agent, by the conversation id of their session."""
 
@@ -109,18 +104,19 @@ class DelegateConversations:
 
     @callback
     def async_conversation_for(
-        self, session: Session, user_id: str | None, prompt: str | None
+        self, session: Session, user_id: str | None, prompt: Callable[[], str | None]
     ) -> DelegateConversation:
         """Return the session's delegate conversation, beginning one if there is none.
 
         A new one begins for another person than the last turn's (Home Assistant
         2026.11+ refuses a chat session to anyone but its owner), and when Home Assistant
-        dropped the last one anyway; `prompt` says what the new one lacks.
+        dropped the last one anyway; `prompt()` says what the new one lacks (asked only
+        then).
         """
         kept = self._by_session.get(session.conversation_id)
         if (
             kept is not None
-            and kept.session == _identity(session)
+            and kept.session == session.identity
             and kept.user_id == user_id
             and not kept.ended
         ):
@@ -129,9 +125,9 @@ class DelegateConversations:
             self._end(kept)
         conversation = DelegateConversation(
             conversation_id=f"{ID_PREFIX}{ulid_now()}",
-            session=_identity(session),
+            session=session.identity,
             user_id=user_id,
-            prompt=prompt,
+            prompt=prompt(),
             known_turns=session.turns,
         )
         self._by_session[session.conversation_id] = conversation
@@ -176,7 +172,7 @@ class DelegateConversations:
         if change not in (SessionChange.EXPIRED, SessionChange.CLEARED):
             return
         kept = self._by_session.get(session.conversation_id)
-        if kept is not None and kept.session == _identity(session):
+        if kept is not None and kept.session == session.identity:
             del self._by_session[session.conversation_id]
             self._end(kept)
 

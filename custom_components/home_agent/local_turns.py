@@ -76,11 +76,6 @@ def _as_content(item: Any) -> conversation.Content:
     return conversation.SystemContent("")
 
 
-def _identity(session: Session) -> tuple[str, datetime]:
-    """Return what tells one session from a later one with the same id."""
-    return (session.conversation_id, session.started_at)
-
-
 class LocalTurnWatcher:
     """Link chat logs to sessions and record the turns Home Assistant answered in them."""
 
@@ -120,8 +115,9 @@ class LocalTurnWatcher:
             # Without announcements, the session's other logs (another screen) are read
             # now, so their turns come before this one.
             for conversation_id, other in list(self._links.items()):
-                if conversation_id != chat_log.conversation_id and other.session == _identity(
-                    session
+                if (
+                    conversation_id != chat_log.conversation_id
+                    and other.session == session.identity
                 ):
                     self.async_read_again(other)
         link = self._links.get(chat_log.conversation_id)
@@ -131,7 +127,7 @@ class LocalTurnWatcher:
         # The last content is the user's message of the turn starting now.
         self._found(target or session, chat_log.content[seen:-1])
         self._links[chat_log.conversation_id] = _Link(
-            _identity(session),
+            session.identity,
             seen,
             chat_session=link.chat_session if link is not None else None,
             in_turn=True,
@@ -153,7 +149,7 @@ class LocalTurnWatcher:
         if change not in (SessionChange.EXPIRED, SessionChange.CLEARED):
             return
         for link in self._links.values():
-            if link.session != _identity(session):
+            if link.session != session.identity:
                 continue
             if async_subscribe_chat_logs is None and link.chat_session is not None:
                 # Everything in the log so far was the ended conversation's.

@@ -69,6 +69,11 @@ class Session:
     _exchanges: deque[Exchange] | None = field(default=None, init=False, repr=False)
 
     @property
+    def identity(self) -> tuple[str, datetime]:
+        """Return what tells this session from a later one with the same conversation id."""
+        return (self.conversation_id, self.started_at)
+
+    @property
     def transcript(self) -> deque[Exchange]:
         """Return the exchanges kept, oldest first."""
         if (exchanges := self._exchanges) is None:

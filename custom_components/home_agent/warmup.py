@@ -55,7 +55,6 @@ class Warmer:
         self._backend = backend
         # Satellite entity id -> its warm-up in flight.
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self.sent = 0
         satellites = async_track_state_change_filtered(
             hass, TrackStates(False, set(), {SATELLITE_DOMAIN}), self._async_satellite_changed
         )
@@ -112,7 +111,6 @@ class Warmer:
         if body is None:
             LOGGER.debug("No warm-up needed: the server holds the prompt already")
         else:
-            self.sent += 1
             LOGGER.debug("Warmed the model up (%d characters of prompt)", len(body.prompt))
 
 
