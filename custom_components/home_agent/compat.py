@@ -17,6 +17,7 @@ from homeassistant.components import conversation
 from homeassistant.components.conversation import chat_log as chat_log_module
 from homeassistant.core import CALLBACK_TYPE, Context
 from homeassistant.helpers import chat_session, llm
+from homeassistant.util.json import JsonObjectType
 import voluptuous as vol
 
 _CONVERSE_PARAMS = frozenset(inspect.signature(conversation.async_converse).parameters)
@@ -104,6 +105,13 @@ def tool_result_data(content: conversation.ToolResultContent) -> Any:
     if (result := getattr(content, "result", None)) is not None:
         return getattr(result, "data", result)
     return content.tool_result
+
+
+# Drop with a minimum of 2026.10: a tool returns a ToolResult.
+def tool_result(data: JsonObjectType) -> Any:
+    """Return a tool's result the way this release expects it (a ToolResult from 2026.10)."""
+    result = getattr(llm, "ToolResult", None)
+    return data if result is None else result(data=data)
 
 
 # Drop the voluptuous branch with a minimum of 2026.9.

@@ -7,6 +7,8 @@ import logging
 from typing import Final
 
 DOMAIN: Final = "home_agent"
+# The person entities users are linked to (whose name, whose notes).
+PERSON_DOMAIN: Final = "person"
 LOGGER = logging.getLogger(__package__)
 
 # Config entry keys (the same names in every flow step, see the public contract).

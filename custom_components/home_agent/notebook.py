@@ -56,7 +56,6 @@ class Viewer:
         return self.everything or note.person is None or note.person == self.person
 
 
-HOUSEHOLD = Viewer()
 EVERYONE = Viewer(everything=True)
 
 
@@ -125,15 +124,18 @@ class Notebook:
             self._index.add_many((n.id, n.text) for n in self.notes.values() if n.active)
         return self._index
 
+    def current(self, viewer: Viewer, note_id: str) -> Note | None:
+        """Return the note if it is current (not forgotten nor replaced) and the viewer's."""
+        note = self.notes.get(note_id)
+        return note if note is not None and note.active and viewer.sees(note) else None
+
     def search(self, query: str, viewer: Viewer, limit: int) -> list[Note]:
         """Return up to `limit` current notes the viewer may see, best match first."""
-        notes = self.notes
 
         def allowed(note_id: str) -> bool:
-            note = notes.get(note_id)
-            return note is not None and note.active and viewer.sees(note)
+            return self.current(viewer, note_id) is not None
 
-        return [notes[note_id] for note_id, _score in self.index.search(query, allowed, limit)]
+        return [self.notes[i] for i, _score in self.index.search(query, allowed, limit)]
 
     # --- changes ----------------------------------------------------------
 

@@ -24,7 +24,6 @@ MAX_NOTE_CHARS = 200
 # versions of updated notes included).
 MAX_NOTES_PER_SCOPE = 500
 MAX_NOTES = 2000
-PERSON_DOMAIN = "person"
 
 
 class Origin(StrEnum):

@@ -14,25 +14,10 @@ from homeassistant.const import ATTR_FRIENDLY_NAME
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import UnknownUser
 
-from .notebook import EVERYONE, HOUSEHOLD, Notebook, Viewer
-from .notes import PERSON_DOMAIN, Note, NoteRefused
-
-ATTR_USER_ID = "user_id"
-
-
-@callback
-def person_of_user(hass: HomeAssistant, user_id: str | None) -> str | None:
-    """Return the person entity linked to a user, or None (no user, or no person)."""
-    if not user_id:
-        return None
-    return next(
-        (
-            state.entity_id
-            for state in hass.states.async_all(PERSON_DOMAIN)
-            if state.attributes.get(ATTR_USER_ID) == user_id
-        ),
-        None,
-    )
+from .const import PERSON_DOMAIN
+from .notebook import EVERYONE, Notebook, Viewer
+from .notes import Note, NoteRefused
+from .owners import person_of_user
 
 
 @callback
@@ -47,8 +32,7 @@ def person_name(hass: HomeAssistant, person: str | None) -> str | None:
 @callback
 def speaker_viewer(hass: HomeAssistant, user_id: str | None) -> Viewer:
     """Return what a turn's speaker may see: the household's notes and their person's."""
-    person = person_of_user(hass, user_id)
-    return HOUSEHOLD if person is None else Viewer(person=person)
+    return Viewer(person=person_of_user(hass, user_id))
 
 
 @callback

@@ -19,9 +19,15 @@ from homeassistant.core import (
 from homeassistant.helpers import config_validation as cv
 import voluptuous as vol
 
-from .const import DOMAIN, SERVICE_FORGET, SERVICE_LIST_MEMORIES, SERVICE_REMEMBER
+from .const import (
+    DOMAIN,
+    PERSON_DOMAIN,
+    SERVICE_FORGET,
+    SERVICE_LIST_MEMORIES,
+    SERVICE_REMEMBER,
+)
 from .notebook import Notebook, open_notebook
-from .notes import PERSON_DOMAIN, Note, NoteRefused, Origin, normalize_text, reads_as_rule
+from .notes import Note, NoteRefused, Origin, normalize_text, reads_as_rule
 from .notes_access import Caller, known_person
 
 ATTR_TEXT = "text"

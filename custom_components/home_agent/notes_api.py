@@ -18,6 +18,7 @@ from homeassistant.helpers import llm
 from homeassistant.util.json import JsonObjectType
 import voluptuous as vol
 
+from .compat import tool_result
 from .const import DEFAULT_MEMORY_PROMPT_TOKENS, DOMAIN, MEMORY_API_ID, MEMORY_API_NAME
 from .notebook import Notebook, Viewer, open_notebook
 from .notes import Note, NoteRefused, Origin, looks_secret, normalize_text, reads_as_rule
@@ -40,12 +41,6 @@ API_PROMPT = (
 )
 
 
-def _result(data: JsonObjectType) -> Any:
-    """Return a tool result the way this release expects it (a ToolResult from 2026.x)."""
-    tool_result = getattr(llm, "ToolResult", None)
-    return data if tool_result is None else tool_result(data=data)
-
-
 class _NoteTool(llm.Tool):
     """A memory tool: checks its arguments and acts on the notebook as the speaker."""
 
@@ -62,7 +57,7 @@ class _NoteTool(llm.Tool):
         arguments: dict[str, Any] = self.parameters(tool_input.tool_args)
         context = llm_context.context
         viewer = speaker_viewer(hass, context.user_id if context else None)
-        return _result(self.act(arguments, viewer, llm_context))
+        return tool_result(self.act(arguments, viewer, llm_context))
 
     @abstractmethod
     def act(
@@ -159,8 +154,7 @@ class ForgetTool(_NoteTool):
 
 def _visible(notebook: Notebook, viewer: Viewer, memory_id: str) -> Note:
     """Return a current note the speaker may see, or refuse as unknown."""
-    note = notebook.notes.get(memory_id)
-    if note is None or not note.active or not viewer.sees(note):
+    if (note := notebook.current(viewer, memory_id)) is None:
         raise NoteRefused("memory_unknown_id", memory_id=memory_id)
     return note
 

@@ -32,10 +32,11 @@ from homeassistant.util.ulid import ulid_now
 from .client import ModelClient
 from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT
 from .metrics import TurnStats
-from .notebook import HOUSEHOLD, Notebook, Viewer
+from .notebook import Notebook, Viewer
 from .notes import Note, NoteRefused, Origin, looks_secret, normalize_text, reads_as_rule
-from .notes_access import person_name, person_of_user
+from .notes_access import person_name
 from .notes_store import PendingExtraction
+from .owners import person_of_user
 from .session import Session
 from .tracker import SessionChange, SessionTracker
 
@@ -115,7 +116,7 @@ def conversation_lines(session: Session) -> tuple[str, ...]:
 
 def shown_notes(notebook: Notebook, pending: PendingExtraction) -> list[Note]:
     """Return the kept notes the model is shown: those most like what was said, then more."""
-    viewer = _viewer(pending)
+    viewer = Viewer(person=pending.person)  # the session's speaker
     shown = notebook.search(" ".join(pending.lines), viewer, SHOWN_NOTES)
     if len(shown) < SHOWN_NOTES:
         taken = {note.id for note in shown}
@@ -143,11 +144,6 @@ def extraction_request(pending: PendingExtraction, shown: list[Note]) -> str:
             *pending.lines,
         ]
     )
-
-
-def _viewer(pending: PendingExtraction) -> Viewer:
-    """Return what the session's speaker may see (and so what may be updated)."""
-    return HOUSEHOLD if pending.person is None else Viewer(person=pending.person)
 
 
 def _reply_notes(reply: str) -> list[Any]:
@@ -342,7 +338,7 @@ class NoteExtractor:
         self, pending: PendingExtraction, shown: list[Note], proposals: list[Any]
     ) -> None:
         """Keep every proposal that passes the checks; drop the others."""
-        viewer = _viewer(pending)
+        viewer = Viewer(person=pending.person)  # the session's speaker
         kept = 0
         for proposal in proposals[:MAX_PROPOSALS]:
             note = _checked(self._notebook, viewer, shown, proposal)
@@ -394,7 +390,6 @@ def _replaced(
         return None
     if type(number) is not int or not 1 <= number <= len(shown):
         return False
-    note = notebook.notes.get(shown[number - 1].id)
-    if note is None or not note.active or not viewer.sees(note):
+    if (note := notebook.current(viewer, shown[number - 1].id)) is None:
         return False  # forgotten or replaced since it was shown
     return note

@@ -8,11 +8,10 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util.hass_dict import HassKey
 
-from .const import DOMAIN
+from .const import DOMAIN, PERSON_DOMAIN
 from .keys import DEVICE, SATELLITE, USER, key_parts
 
-PERSON_DOMAIN = "person"
-
+ATTR_USER_ID = "user_id"
 # Account names need an awaited lookup; remembered here for synchronous callers (the logbook).
 _USER_NAMES: HassKey[dict[str, str]] = HassKey(f"{DOMAIN}_user_names")
 
@@ -94,7 +93,23 @@ def satellite_name(hass: HomeAssistant, entity_id: str) -> str:
 @callback
 def user_name(hass: HomeAssistant, user_id: str) -> str:
     """Return the person's name for an account, else the account's name."""
-    for state in hass.states.async_all(PERSON_DOMAIN):
-        if state.attributes.get("user_id") == user_id:
-            return state.name
+    if (person := person_of_user(hass, user_id)) is not None and (
+        state := hass.states.get(person)
+    ) is not None:
+        return state.name
     return hass.data.get(_USER_NAMES, {}).get(user_id, user_id)
+
+
+@callback
+def person_of_user(hass: HomeAssistant, user_id: str | None) -> str | None:
+    """Return the person entity linked to a user, or None (no user, or no person)."""
+    if not user_id:
+        return None
+    return next(
+        (
+            state.entity_id
+            for state in hass.states.async_all(PERSON_DOMAIN)
+            if state.attributes.get(ATTR_USER_ID) == user_id
+        ),
+        None,
+    )
