@@ -212,27 +212,24 @@ class Notebook:
 
         They leave every later prompt at once and the file within the save delay.
         """
-        gone: list[Note] = []
+        earlier: dict[str, list[Note]] = {}  # the versions each note superseded
+        for kept in self.notes.values():
+            if kept.superseded_by is not None:
+                earlier.setdefault(kept.superseded_by, []).append(kept)
+        gone: dict[str, Note] = {}
         for note in notes:
-            gone.extend(self._chain(note))
-        gone = list({note.id: note for note in gone}.values())
-        for note in gone:
+            versions = [note]
+            for version in versions:  # grows as it goes: newest first
+                if version.id not in gone:
+                    gone[version.id] = version
+                    versions.extend(earlier.get(version.id, ()))
+        for note in gone.values():
             self._remove(note)
         if gone:
             self._changed()
-            for note in gone:
+            for note in gone.values():
                 self._announce(EVENT_MEMORY_FORGOTTEN, note, context)
         return len(gone)
-
-    def _chain(self, note: Note) -> list[Note]:
-        """Return a note and all it superseded, directly or not."""
-        chain, ids = [note], {note.id}
-        while True:
-            older = [n for n in self.notes.values() if n.superseded_by in ids and n.id not in ids]
-            if not older:
-                return chain
-            chain.extend(older)
-            ids.update(n.id for n in older)
 
     def _remove(self, note: Note) -> None:
         """Take a note out of memory and the index; a newer note stays current."""
