@@ -46,7 +46,15 @@ from homeassistant.util.json import json_loads
 
 from .const import STORAGE_MINOR_VERSION, STORAGE_VERSION
 from .envelope import Unreadable, read_envelope, temporary_files, write_atomic
-from .session import Exchange, Session, ToolCall, ToolRound, sanitize_exchange, sanitize_text
+from .session import (
+    Exchange,
+    Session,
+    ToolCall,
+    ToolRound,
+    first_participants,
+    sanitize_exchange,
+    sanitize_text,
+)
 
 TRANSCRIPTS_SUFFIX = ".transcripts"
 # Index row: conversation id, key, device, satellite, user, started, last activity, turns.
@@ -168,14 +176,9 @@ def index_row(session: Session) -> list[Any]:
         session.last_activity.isoformat(),
         session.turns,
     ]
-    if session.participants != _starter(session.user_id):
+    if session.participants != first_participants(session.user_id):
         row.append(list(session.participants))
     return row
-
-
-def _starter(user_id: str | None) -> tuple[str, ...]:
-    """Return the participants of a row that lists none: the session's user, if any."""
-    return (user_id,) if user_id else ()
 
 
 def session_from_row(row: Any, now: datetime, max_turns: int) -> StoredSession:
@@ -252,7 +255,7 @@ def _build(
         expires_at=last,
         turns=turns,
         max_turns=max_turns,
-        participants=_starter(user_id),
+        participants=first_participants(user_id),
     )
 
 

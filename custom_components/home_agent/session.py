@@ -42,6 +42,11 @@ class Exchange(NamedTuple):
     facts: str | None = None
 
 
+def first_participants(user_id: str | None) -> tuple[str, ...]:
+    """Return who takes part in a session as it starts: its user, if signed in."""
+    return (user_id,) if user_id else ()
+
+
 @dataclass(slots=True, eq=False)
 class Session:
     """One persistent conversation of an agent."""

@@ -57,7 +57,7 @@ from .keys import (
     known_satellite_id,
     session_key_for,
 )
-from .session import Exchange, Session, sanitize_exchange
+from .session import Exchange, Session, first_participants, sanitize_exchange
 from .storage import SessionStore
 from .token_budget import LOW_WATER
 from .turn import Turn, TurnListener
@@ -267,7 +267,7 @@ class SessionTracker:
             last_activity=now,
             expires_at=now + self.timeout,
             max_turns=self.max_turns,
-            participants=(user_id,) if user_id else (),
+            participants=first_participants(user_id),
         )
         self._add(session)
         self._arm(session)
