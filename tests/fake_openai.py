@@ -125,6 +125,18 @@ def _pieces(text: str, count: int) -> list[str]:
     return pieces
 
 
+def _timings_event(usage: dict[str, Any]) -> bytes:
+    """Return llama.cpp's closing `timings` for a prompt: 8 tokens evaluated, the rest cached."""
+    prompt = usage["prompt_tokens"]
+    evaluated = min(8, prompt)
+    timings = {
+        "prompt_n": evaluated,
+        "cache_n": prompt - evaluated,
+        "predicted_n": usage["completion_tokens"],
+    }
+    return json.dumps({"id": "chatcmpl-fake", "choices": [], "timings": timings}).encode()
+
+
 def stream_events(
     message: dict[str, Any], chunks: int, usage: dict[str, Any] | None
 ) -> list[bytes]:
@@ -179,6 +191,9 @@ class FakeOpenAI:
         self.stream_mode = "serve"
         # Prompt tokens reported per request: DEFAULT_USAGE's, or characters / this.
         self.chars_per_token: float | None = None
+        # True: report counts as llama.cpp's server does (`timings`, the prompt all but a
+        # few tokens taken from its cache) instead of OpenAI's `usage`.
+        self.llama_cpp_timings = False
         self.huge_bytes_sent = 0
         self.models_status = 200
         # Plays the model when nothing is scripted: the assistant message for a request, or
@@ -346,12 +361,7 @@ class FakeOpenAI:
             return await self._stream(request, scripted, list(scripted.events))
         if scripted.message is not None:
             if streams and self.stream_mode == "serve":
-                usage = scripted.usage
-                if usage is None and self.requests[-1].body.get("stream_options"):
-                    usage = self._usage(self.requests[-1])
-                events = stream_events(scripted.message, scripted.chunks, usage)
-                # The closing chunks (finish, usage, [DONE]) follow the last piece at once.
-                closing = 3 if usage is not None else 2
+                events, closing = self._message_events(scripted)
                 return await self._stream(request, scripted, events, len(events) - closing)
             body = completion(scripted.message)
         else:
@@ -428,6 +438,22 @@ class FakeOpenAI:
             await response.write(b'"}}]}\n\n' if streamed else b'"}}]}')
             await response.write_eof()
         return response
+
+    def _message_events(self, scripted: Scripted) -> tuple[list[bytes], int]:
+        """Return a scripted message's stream events and how many close it.
+
+        The closing chunks (finish, counts, [DONE]) follow the last piece at once.
+        """
+        usage = scripted.usage
+        if usage is None and self.requests[-1].body.get("stream_options"):
+            usage = self._usage(self.requests[-1])
+        if usage is None:
+            return stream_events(scripted.message or {}, scripted.chunks, None), 2
+        if not self.llama_cpp_timings:
+            return stream_events(scripted.message or {}, scripted.chunks, usage), 3
+        events = stream_events(scripted.message or {}, scripted.chunks, None)
+        events.insert(-1, _timings_event(usage))
+        return events, 3
 
     def _usage(self, request: Recorded) -> dict[str, Any]:
         """Return the usage of a request: fixed, or counted like a tokenizer would."""

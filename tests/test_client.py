@@ -270,7 +270,11 @@ async def test_half_an_emoji_per_chunk_is_joined_and_a_lone_half_replaced(
 async def test_llama_cpp_timings_fill_the_stats(
     client: ModelClient, fake_openai: FakeOpenAI
 ) -> None:
-    """llama.cpp sends `timings` instead of `usage`; the counts add up over requests."""
+    """llama.cpp sends `timings` instead of `usage`; the counts add up over requests.
+
+    Its `prompt_n` leaves out what the cache held (`cache_n`): the prompt is both, as
+    OpenAI's `prompt_tokens` (what the token budget learns from) counts it.
+    """
     timings = {"prompt_n": 30, "predicted_n": 5, "cache_n": 400}
     fake_openai.events([chunk({"content": "One."}, "stop", timings=timings), b"[DONE]"])
     fake_openai.events([chunk({"content": "Two."}, "stop", timings=timings), b"[DONE]"])
@@ -280,7 +284,7 @@ async def test_llama_cpp_timings_fill_the_stats(
     await collect(client, stats)
 
     assert stats.requests == 2
-    assert (stats.prompt_tokens, stats.completion_tokens, stats.cached_tokens) == (60, 10, 800)
+    assert (stats.prompt_tokens, stats.completion_tokens, stats.cached_tokens) == (860, 10, 800)
 
 
 async def test_a_50_mb_body_is_not_read_whole(client: ModelClient, fake_openai: FakeOpenAI) -> None:

@@ -111,10 +111,18 @@ async def _introduce_ada_and_talk(hass: HomeAssistant, fake: FakeOpenAI, turns: 
     return await _long_talk(hass, fake, turns)
 
 
+@pytest.mark.parametrize("llama_cpp_timings", [False, True], ids=["usage", "llama-cpp-timings"])
 async def test_the_history_fits_the_token_budget_oldest_leaving_first(
-    hass: HomeAssistant, setup_integration: MockConfigEntry, fake_openai: FakeOpenAI
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    fake_openai: FakeOpenAI,
+    llama_cpp_timings: bool,
 ) -> None:
-    """Over 12 long exchanges the history sent stays within the budget; the newest stay."""
+    """Over 12 long exchanges the history sent stays within the budget; the newest stay.
+
+    Also with a llama.cpp server, whose counts leave out the prompt its cache held.
+    """
+    fake_openai.llama_cpp_timings = llama_cpp_timings
     await _long_talk(hass, fake_openai, 12)
 
     requests = _turns(fake_openai)

@@ -124,7 +124,12 @@ def _record_usage(stats: TurnStats, chunk: dict[str, Any]) -> None:
         return
     timings = chunk.get("timings")
     if isinstance(timings, dict):
-        stats.add_usage(timings.get("prompt_n"), timings.get("predicted_n"), timings.get("cache_n"))
+        # llama.cpp counts the prompt it evaluated (`prompt_n`) apart from the part its cache
+        # held (`cache_n`); the prompt is both, as OpenAI's `prompt_tokens` counts it.
+        prompt, cached = timings.get("prompt_n"), timings.get("cache_n")
+        if type(prompt) is int and type(cached) is int and cached > 0:
+            prompt += cached
+        stats.add_usage(prompt, timings.get("predicted_n"), cached)
 
 
 @dataclass(frozen=True, slots=True)
