@@ -656,7 +656,7 @@ def _questions(household: Household) -> list[Question]:
             Question(fact.question, next(devices), None, fact, None, (fact.note,), fact.query)
         )
     # House rules and plans asked again from every satellite.
-    repeated = [q for q in questions[: len(questions)] if q.expected and q.speaker is None][::6][
+    repeated = [q for q in questions if q.expected and q.speaker is None][::6][
         : 150 - len(questions)
     ]
     questions += [

@@ -285,8 +285,8 @@ def _call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     return {"role": "assistant", "content": None, "tool_calls": [call]}
 
 
-def _tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """Return (tool name, parsed result) of a turn's tool rounds so far."""
+def _tool_messages(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Return (tool name, result as sent) of the tool results among some messages."""
     names = {
         call["id"]: call["function"]["name"]
         for message in messages
@@ -294,10 +294,15 @@ def _tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         for call in message.get("tool_calls") or []
     }
     return [
-        (names.get(message["tool_call_id"], ""), json.loads(message["content"]))
+        (names.get(message["tool_call_id"], ""), message["content"])
         for message in messages
         if message["role"] == "tool"
     ]
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Return (tool name, parsed result) of a turn's tool rounds so far."""
+    return [(name, json.loads(content)) for name, content in _tool_messages(messages)]
 
 
 def _found(results: list[tuple[str, Any]], text: str) -> str | None:
@@ -652,16 +657,10 @@ def _recalled(request: Recorded) -> list[str]:
 
 def _recall_tokens(request: Recorded) -> Iterable[int]:
     """Return the tokens of each recall result in a request."""
-    names = {
-        call["id"]: call["function"]["name"]
-        for message in request.messages
-        if message["role"] == "assistant"
-        for call in message.get("tool_calls") or []
-    }
     return [
-        note_tokens(message["content"])
-        for message in request.messages
-        if message["role"] == "tool" and names.get(message["tool_call_id"]) == "MemoryRecall"
+        note_tokens(content)
+        for name, content in _tool_messages(request.messages)
+        if name == "MemoryRecall"
     ]
 
 
