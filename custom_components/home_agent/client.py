@@ -349,6 +349,11 @@ class ModelClient:
                 "The model endpoint %s is not answering yet: %s", self.loggable_base_url, err
             )
 
+    async def async_text(self, payload: Mapping[str, Any]) -> str:
+        """Return the whole text of the reply to one request (a summary, an extraction)."""
+        deltas = self.async_stream_chat(payload, TurnStats())
+        return "".join([delta.get("content") or "" async for delta in deltas])
+
     async def async_stream_chat(
         self, payload: ChatBody | Mapping[str, Any], stats: TurnStats
     ) -> AsyncGenerator[AssistantContentDeltaDict]:

@@ -31,7 +31,6 @@ from homeassistant.util.ulid import ulid_now
 
 from .client import ModelClient
 from .const import DOMAIN, LOGGER, TURN_TIME_LIMIT
-from .metrics import TurnStats
 from .notebook import Notebook, Viewer
 from .notes import Note, NoteRefused, Origin, looks_secret, normalize_text, reads_as_rule
 from .notes_access import person_name
@@ -306,21 +305,14 @@ class NoteExtractor:
         async with asyncio.timeout(TURN_TIME_LIMIT):
             if self._structured:
                 try:
-                    return await self._async_reply({**payload, "response_format": RESPONSE_FORMAT})
+                    structured = {**payload, "response_format": RESPONSE_FORMAT}
+                    return await self._client.async_text(structured)
                 except HomeAssistantError as err:
                     if getattr(err, "translation_key", None) != "model_request_rejected":
                         raise
                     LOGGER.debug("The server refused a JSON schema; asking without one")
                     self._structured = False
-            return await self._async_reply(payload)
-
-    async def _async_reply(self, payload: dict[str, Any]) -> str:
-        """Send one request and return the text of the reply."""
-        pieces = [
-            delta.get("content") or ""
-            async for delta in self._client.async_stream_chat(payload, TurnStats())
-        ]
-        return "".join(pieces)
+            return await self._client.async_text(payload)
 
     def _async_failed(self, pending: PendingExtraction, err: Exception) -> None:
         """Try again later, or give up once the session ended too long ago."""

@@ -172,11 +172,7 @@ class OpenAICompatibleBackend:
         }
         if model := self._settings.model:
             payload["model"] = model
-        pieces = [
-            delta.get("content") or ""
-            async for delta in self._client.async_stream_chat(payload, TurnStats())
-        ]
-        return "".join(pieces)
+        return await self._client.async_text(payload)
 
 
 def _summary_section(summary: str | None) -> str:
